@@ -1,0 +1,94 @@
+"""MNIST (28x28x1): the real run. `python train.py --config=configs/mnist.py`."""
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.name = 'mnist'
+  c.seed = 0
+
+  # --- data ---------------------------------------------------------------
+  c.data = ml_collections.ConfigDict()
+  c.data.source = 'auto'        # auto | tfds | builtin | folder | npz
+  c.data.name = 'mnist'         # TFDS dataset name (source=tfds/auto)
+  c.data.path = ''              # image folder or .npz file (source=folder/npz)
+  c.data.tfds_data_dir = config_dict.placeholder(str)
+  c.data.image_size = 28
+  c.data.channels = 1
+  c.data.resize = True          # folder source: centre-crop + resize to image_size (else: error)
+  c.data.value_range = 'unit'   # float arrays in .npz: 'unit' = [0, 1], 'signed' = [-1, 1]
+  c.data.test_size = 500        # held-out split for builtin/folder/npz sources
+  c.data.val_size = 500         # validation split carved from train (tuning only)
+
+  # --- networks -----------------------------------------------------------
+  c.model = ml_collections.ConfigDict()
+  c.model.latent_dim = 64       # z ~ N(0, I)
+  c.model.g_width = 32          # channels of the last G block (doubling towards z)
+  c.model.d_width = 32
+  c.model.base_size = 7         # spatial size after G's first dense layer
+  c.model.conv_impl = 'xla'     # xla | matmul (same parameters, other kernels)
+
+  # --- GAN pre-training -----------------------------------------------------
+  c.gan = ml_collections.ConfigDict()
+  c.gan.steps = 4000
+  c.gan.batch_size = 64
+  c.gan.lr = 2e-4
+  c.gan.b1 = 0.5
+  c.gan.b2 = 0.99
+  c.gan.r1_weight = 1.0         # R1 gradient penalty on real images
+  c.gan.ema_decay = 0.999       # averaged generator used everywhere after training
+  c.gan.ckpt_every = 500
+  c.gan.sample_every = 1000
+  c.gan.log_every = 50
+  c.gan.keep = 3
+
+  # --- autoencoder pre-training ---------------------------------------------
+  c.ae = ml_collections.ConfigDict()
+  c.ae.kind = 'ae'              # ae | vae
+  c.ae.code_dim = 32
+  c.ae.width = 32
+  c.ae.steps = 4000
+  c.ae.batch_size = 64
+  c.ae.lr = 1e-3
+  c.ae.kl_weight = 1e-3         # vae only
+  c.ae.generated_fraction = 0.5 # share of each batch sampled from G (the method)
+  c.ae.augment = ''             # '' or comma list of tasks: train E(P(x)) ~ E(x)
+  c.ae.augment_weight = 1.0
+  c.ae.ckpt_every = 500
+  c.ae.sample_every = 1000
+  c.ae.log_every = 50
+  c.ae.keep = 3
+
+  # --- solving ----------------------------------------------------------------
+  c.solve = ml_collections.ConfigDict()
+  c.solve.task = 'denoise'
+  c.solve.n_images = 64
+  c.solve.batch_size = 256      # images per compiled call (last one padded)
+  c.solve.steps = 200
+  c.solve.lr = 0.05
+  c.solve.schedule = 'constant' # constant | cosine
+  c.solve.lam = 1e-3            # weight of the prior on z
+  c.solve.prior = 'l2'          # l2 (paper) | l1 (original code) | sphere (PULSE)
+  c.solve.restarts = 4          # R optimised starts per image, best by objective
+  c.solve.n_init = 64           # best-of-N random latents seeding each restart
+  c.solve.seed = 0
+
+  # --- corruption operators (parameters of each --task) ---------------------
+  c.ops = ml_collections.ConfigDict()
+  c.ops.denoise_sigma = 0.3         # additive Gaussian, on the [-1, 1] scale
+  c.ops.speckle_sigma = 0.3         # multiplicative: x * (1 + sigma * n)
+  c.ops.saltpepper_p = 0.1
+  c.ops.blur_size = 7
+  c.ops.blur_sigma = 1.5
+  c.ops.motion_length = 7
+  c.ops.motion_angle = 45.0
+  c.ops.inpaint_mode = 'center'     # center | pixels | blocks
+  c.ops.inpaint_size = 12           # centre square side (pixels)
+  c.ops.inpaint_fraction = 0.5      # missing share (pixels / blocks)
+  c.ops.inpaint_block = 4
+  c.ops.superres_factor = 2
+  c.ops.superres_filter = 'box'     # box | bicubic | gaussian
+  c.ops.seed = 0
+  return c
