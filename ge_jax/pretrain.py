@@ -1,0 +1,342 @@
+"""Pre-training: the GAN first, then the autoencoder on real images and samples of G (the method).
+
+Pure, jit-compiled train steps (`make_gan_step`, `make_ae_step`) and one host loop that drives
+either phase with checkpoints, a progress bar, a JSONL loss log and sample pictures. Everything
+random is a function of (seed, step), so a resumed run continues exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from ge_jax import checkpoint, data as data_lib, metrics, parallel, viz
+from ge_jax.errors import UserError
+from ge_jax.models import Nets, init_params
+
+Array = jax.Array
+PHASES = ('gan', 'ae')
+
+
+# --- pure train steps ----------------------------------------------------------------------------
+
+
+def _ema_decay(decay: float, step: Array) -> Array:
+  """EMA decay with a warm-up, so short runs are not dominated by the initial weights."""
+  return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+
+
+def gan_optimizers(gan_cfg):
+  tx = optax.adam(gan_cfg.lr, b1=gan_cfg.b1, b2=gan_cfg.b2)
+  return tx, tx
+
+
+def init_gan_state(nets: Nets, config, key: Array) -> dict:
+  p = init_params(config, key)
+  tx_g, tx_d = gan_optimizers(config.gan)
+  return dict(step=jnp.zeros((), jnp.int32), g=p['generator'], d=p['discriminator'],
+              g_ema=jax.tree.map(jnp.copy, p['generator']),  # its own buffers (steps donate state)
+              opt_g=tx_g.init(p['generator']), opt_d=tx_d.init(p['discriminator']))
+
+
+def make_gan_step(nets: Nets, gan_cfg) -> Callable:
+  """(state, real_batch, key) -> (state, metrics). Non-saturating loss + R1 penalty, EMA of G."""
+  tx_g, tx_d = gan_optimizers(gan_cfg)
+  r1_weight, ema = float(gan_cfg.r1_weight), float(gan_cfg.ema_decay)
+  r1_every = int(gan_cfg.r1_every)
+  if r1_every < 1:
+    raise UserError(f'config.gan.r1_every={r1_every} must be >= 1.')
+
+  def d_loss(d, g, real, z, with_r1):
+    fake = nets.G(g, z)
+    logits_real, logits_fake = nets.D(d, real), nets.D(d, fake)
+    adv = jax.nn.softplus(-logits_real).mean() + jax.nn.softplus(logits_fake).mean()
+
+    def r1_penalty():
+      grad_real = jax.grad(lambda x: nets.D(d, x).sum())(real)
+      return jnp.sum(grad_real**2, axis=(1, 2, 3)).mean()
+
+    # Lazy R1 (StyleGAN2): every r1_every steps, scaled up by r1_every to keep its average weight.
+    r1 = jax.lax.cond(with_r1, r1_penalty, lambda: jnp.zeros((), adv.dtype))
+    return adv + 0.5 * r1_weight * r1_every * r1, dict(d_loss=adv, d_real=jax.nn.sigmoid(logits_real).mean(),
+                                            d_fake=jax.nn.sigmoid(logits_fake).mean())
+
+  def g_loss(g, d, z):
+    return jax.nn.softplus(-nets.D(d, nets.G(g, z))).mean()
+
+  def step(state, real, key):
+    key = jax.random.fold_in(key, state['step'])
+    kd, kg = jax.random.split(key)
+    n = real.shape[0]
+    zd = jax.random.normal(kd, (n, nets.latent_dim))
+    with_r1 = state['step'] % r1_every == 0
+    (_, logs), gd = jax.value_and_grad(d_loss, has_aux=True)(state['d'], state['g'], real, zd, with_r1)
+    upd, opt_d = tx_d.update(gd, state['opt_d'], state['d'])
+    d = optax.apply_updates(state['d'], upd)
+    zg = jax.random.normal(kg, (n, nets.latent_dim))
+    gl, gg = jax.value_and_grad(g_loss)(state['g'], d, zg)
+    upd, opt_g = tx_g.update(gg, state['opt_g'], state['g'])
+    g = optax.apply_updates(state['g'], upd)
+    decay = _ema_decay(ema, state['step'].astype(jnp.float32))
+    g_ema = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, state['g_ema'], g)
+    new = dict(step=state['step'] + 1, g=g, d=d, g_ema=g_ema, opt_g=opt_g, opt_d=opt_d)
+    return new, dict(logs, g_loss=gl)
+
+  return step
+
+
+def init_ae_state(nets: Nets, config, key: Array) -> dict:
+  p = init_params(config, key)['autoencoder']
+  return dict(step=jnp.zeros((), jnp.int32), ae=p, opt=optax.adam(config.ae.lr).init(p))
+
+
+def generated_count(ae_cfg) -> int:
+  """How many images of each AE batch are samples of G (config.ae.generated_fraction)."""
+  frac = float(ae_cfg.generated_fraction)
+  if not 0.0 <= frac <= 1.0:
+    raise UserError(f'config.ae.generated_fraction={frac} must be in [0, 1].')
+  return int(round(frac * ae_cfg.batch_size))
+
+
+def make_ae_step(nets: Nets, ae_cfg) -> Callable:
+  """(state, real_batch, g_params, key) -> (state, metrics).
+
+  The batch is `real_batch` plus `generated_count` samples of G (drawn inside, from g_params),
+  so E learns the codes of G's images as well as of real ones, as the method prescribes.
+  """
+  tx = optax.adam(ae_cfg.lr)
+  n_gen = generated_count(ae_cfg)
+  variational = ae_cfg.kind == 'vae'
+  kl_weight = float(ae_cfg.kl_weight)
+
+  def loss_fn(p, x, key):
+    mean, logvar = nets.E_stats(p, x)
+    m = mean
+    if variational:
+      m = mean + jnp.exp(0.5 * logvar) * jax.random.normal(key, mean.shape)
+    recon = nets.Dec(p, m)
+    mse = jnp.mean((recon - x)**2)
+    logs = dict(recon_mse=mse)
+    loss = mse
+    if variational:
+      kl = 0.5 * jnp.sum(jnp.exp(logvar) + mean**2 - 1.0 - logvar, axis=-1).mean()
+      loss = loss + kl_weight * kl
+      logs['kl'] = kl
+    return loss, logs
+
+  def step(state, real, g_params, key):
+    key = jax.random.fold_in(key, state['step'])
+    kz, kv = jax.random.split(key)
+    x = real
+    if n_gen:
+      fake = jax.lax.stop_gradient(nets.G(g_params, jax.random.normal(kz, (n_gen, nets.latent_dim))))
+      x = jnp.concatenate([real, fake], axis=0)
+    (loss, logs), grads = jax.value_and_grad(loss_fn, has_aux=True)(state['ae'], x, kv)
+    upd, opt = tx.update(grads, state['opt'], state['ae'])
+    new = dict(step=state['step'] + 1, ae=optax.apply_updates(state['ae'], upd), opt=opt)
+    return new, dict(logs, loss=loss)
+
+  return step
+
+
+# --- host side: batches, logs, the loop ----------------------------------------------------------
+
+
+class EpochSampler:
+  """Batch indices for step k: a fresh seeded permutation each epoch, a pure function of (seed, k)."""
+
+  def __init__(self, n: int, batch: int, seed: int, stream: int):
+    if n < batch:
+      raise UserError(f'the training split has {n} images, fewer than one batch of {batch}; '
+                      'lower the batch size or add images.')
+    self.n, self.batch, self.seed, self.stream = n, batch, seed, stream
+    self._epoch, self._perm = -1, None
+
+  def __call__(self, step: int) -> np.ndarray:
+    per_epoch = self.n // self.batch
+    epoch, k = divmod(step, per_epoch)
+    if epoch != self._epoch:
+      self._epoch = epoch
+      self._perm = np.random.default_rng([self.seed, self.stream, epoch]).permutation(self.n)
+    return self._perm[k * self.batch:(k + 1) * self.batch]
+
+
+class JsonlLog:
+  """Append-only loss log; on resume, drops lines past the restored step (they will be redone)."""
+
+  def __init__(self, path: str, resume_step: int):
+    self.path = path
+    if os.path.exists(path):
+      with open(path) as f:
+        keep = [l for l in f if l.strip() and _safe_step(l) is not None and _safe_step(l) <= resume_step]
+      with open(path + '.tmp', 'w') as f:
+        f.writelines(keep)
+      os.replace(path + '.tmp', path)
+
+  def write(self, record: dict) -> None:
+    with open(self.path, 'a') as f:
+      f.write(json.dumps(record) + '\n')
+      f.flush()
+
+
+def _safe_step(line: str):
+  try:
+    return int(json.loads(line)['step'])
+  except (ValueError, KeyError, TypeError):
+    return None  # a line cut short by a crash
+
+
+def _run_phase(*, name: str, phase_cfg, config, workdir: str, state: dict, step_fn: Callable,
+               batch_fn: Callable[[int], Any], on_picture: Callable[[dict, int], None], mesh,
+               progress: bool) -> dict:
+  """Drives one phase from its last checkpoint to phase_cfg.steps. Returns the final state."""
+  phase_dir = os.path.join(workdir, name)
+  total = int(phase_cfg.steps)
+  repl = parallel.replicated(mesh)
+  state = jax.device_put(state, repl)
+  with checkpoint.Checkpoints(os.path.join(phase_dir, 'checkpoints'), keep=int(phase_cfg.keep)) as ckpts:
+    restored, start = ckpts.restore(state, config)
+    if restored is not None:
+      state = restored
+      if start >= total:
+        print(f'[{name}] already trained ({start}/{total} steps in {ckpts.directory}); skipping.')
+        return state
+      print(f'[{name}] resuming from step {start} of {total}.')
+    else:
+      start = 0
+    log = JsonlLog(os.path.join(phase_dir, 'log.jsonl'), start)
+    step = start
+    t_last, step_last = time.time(), start
+    bar = tqdm(total=total, initial=start, desc=name, disable=not progress, dynamic_ncols=True, mininterval=1.0)
+    try:
+      for step in range(start, total):
+        state, logs = step_fn(state, parallel.shard_batch(batch_fn(step), mesh))
+        done = step + 1
+        if done % phase_cfg.log_every == 0 or done == total:
+          logs = {k: float(v) for k, v in jax.device_get(logs).items()}
+          now = time.time()
+          rate = (done - step_last) / max(now - t_last, 1e-9)
+          t_last, step_last = now, done
+          if not all(np.isfinite(v) for v in logs.values()):
+            raise UserError(f'[{name}] training diverged at step {done} (losses {logs}); '
+                            f'lower config.{name}.lr and rerun with a fresh --workdir.')
+          log.write(dict(step=done, steps_per_s=round(rate, 3), **logs))
+          bar.set_postfix({k: f'{v:.3g}' for k, v in logs.items()} | {'it/s': f'{rate:.1f}'}, refresh=False)
+        if done % phase_cfg.ckpt_every == 0 or done == total:
+          ckpts.save(done, state, config)
+        if done % phase_cfg.sample_every == 0 or done == total:
+          on_picture(state, done)
+        bar.update(1)
+    except KeyboardInterrupt:
+      bar.close()
+      if int(state['step']) > (ckpts.latest_step() or 0):
+        print(f'\n[{name}] interrupted: saving step {int(state["step"])} before exit.')
+        ckpts.save(int(state['step']), state, config)
+      ckpts.wait()
+      raise
+    bar.close()
+  return state
+
+
+def _sample_z(config, n: int = 64) -> np.ndarray:
+  return np.asarray(jax.random.normal(jax.random.key(config.seed + 12345), (n, config.model.latent_dim)))
+
+
+def train_gan(config, workdir: str, dataset: data_lib.Dataset, *, mesh=None, progress: bool = True) -> dict:
+  """Trains (or resumes, or skips when done) the GAN phase. Returns its final state."""
+  nets = Nets(config)
+  mesh = mesh or parallel.make_mesh()
+  _check_batch(config.gan.batch_size, mesh, 'config.gan.batch_size')
+  key = jax.random.key(config.seed)
+  state = init_gan_state(nets, config, jax.random.fold_in(key, 0))
+  step = jax.jit(make_gan_step(nets, config.gan), donate_argnums=0)
+  train_key = jax.random.fold_in(key, 1)
+  sampler = EpochSampler(len(dataset.train), config.gan.batch_size, config.seed, stream=0)
+  z_fixed = _sample_z(config)
+  sample = jax.jit(nets.G)
+
+  def on_picture(state, done):
+    img = np.asarray(sample(state['g_ema'], z_fixed))
+    d = os.path.join(workdir, 'gan', 'samples')
+    viz.save_grid(os.path.join(d, f'step_{done:07d}.png'), img)
+    viz.save_grid(os.path.join(workdir, 'gan', 'samples.png'), img)
+
+  return _run_phase(name='gan', phase_cfg=config.gan, config=config, workdir=workdir, state=state,
+                    step_fn=lambda s, b: step(s, b, train_key), batch_fn=lambda k: dataset.train[sampler(k)],
+                    on_picture=on_picture, mesh=mesh, progress=progress)
+
+
+def train_ae(config, workdir: str, dataset: data_lib.Dataset, g_params, *, mesh=None,
+             progress: bool = True) -> dict:
+  """Trains (or resumes, or skips when done) the AE on real images + samples of G."""
+  nets = Nets(config)
+  mesh = mesh or parallel.make_mesh()
+  n_real = config.ae.batch_size - generated_count(config.ae)
+  _check_batch(n_real, mesh, 'the real part of config.ae.batch_size')
+  key = jax.random.key(config.seed)
+  state = init_ae_state(nets, config, jax.random.fold_in(key, 2))
+  step = jax.jit(make_ae_step(nets, config.ae), donate_argnums=0)
+  train_key = jax.random.fold_in(key, 3)
+  g_params = parallel.replicate(g_params, mesh)
+  sampler = EpochSampler(len(dataset.train), n_real, config.seed, stream=1) if n_real else None
+  shape = (0,) + tuple(dataset.train.shape[1:])
+  show = np.concatenate([dataset.val[:32], np.asarray(jax.jit(nets.G)(g_params, _sample_z(config, 32)))])
+  recon = jax.jit(lambda p, x: nets.Dec(p, nets.E(p, x)))
+
+  def on_picture(state, done):
+    r = np.asarray(recon(state['ae'], show))
+    pairs = np.stack([show, r], 1).reshape((-1,) + show.shape[1:])  # original, reconstruction, ...
+    viz.save_grid(os.path.join(workdir, 'ae', 'samples', f'step_{done:07d}.png'), pairs, ncol=16)
+    viz.save_grid(os.path.join(workdir, 'ae', 'reconstructions.png'), pairs, ncol=16)
+
+  batch_fn = (lambda k: dataset.train[sampler(k)]) if sampler else (lambda k: np.zeros(shape, np.float32))
+  return _run_phase(name='ae', phase_cfg=config.ae, config=config, workdir=workdir, state=state,
+                    step_fn=lambda s, b: step(s, b, g_params, train_key), batch_fn=batch_fn,
+                    on_picture=on_picture, mesh=mesh, progress=progress)
+
+
+def evaluate_ae(config, ae_params, images: np.ndarray, batch_size: int = 500) -> dict:
+  """Mean PSNR / SSIM (on [0, 1]) of Dec(E(x)) over `images`."""
+  nets = Nets(config)
+  recon = jax.jit(lambda p, x: nets.Dec(p, nets.E(p, x)))
+  out = np.concatenate([np.asarray(recon(ae_params, images[i:i + batch_size]))
+                        for i in range(0, len(images), batch_size)])
+  x, r = metrics.to_unit(images), metrics.to_unit(out)
+  psnr, ssim = np.asarray(metrics.psnr(r, x)), np.asarray(metrics.ssim(r, x))
+  summary = lambda v: {k: float(s) for k, s in metrics.summary(v).items()}
+  return dict(n=len(images), psnr=summary(psnr), ssim=summary(ssim))
+
+
+def _check_batch(batch: int, mesh, what: str) -> None:
+  n = parallel.num_devices(mesh)
+  if batch % n:
+    raise UserError(f'{what}={batch} is not a multiple of the {n} devices; pick a multiple of {n}.')
+
+
+def train_and_evaluate(config, workdir: str, *, progress: bool = True, mesh=None) -> dict:
+  """Both phases (GAN, then AE), resumable; writes `<workdir>/summary.json` and returns it."""
+  t0 = time.time()
+  dataset = data_lib.load(config.data)
+  print(f'data: {dataset.source} (train {len(dataset.train)}, val {len(dataset.val)}, '
+        f'test {len(dataset.test)}) - {dataset.reason}')
+  os.makedirs(workdir, exist_ok=True)
+  gan = train_gan(config, workdir, dataset, mesh=mesh, progress=progress)
+  t_gan = time.time() - t0
+  ae = train_ae(config, workdir, dataset, gan['g_ema'], mesh=mesh, progress=progress)
+  ev = evaluate_ae(config, ae['ae'], dataset.test)
+  summary = dict(config=config.name, data=dataset.source, gan_steps=int(gan['step']), ae_steps=int(ae['step']),
+                 ae_test=ev, seconds_this_run=round(time.time() - t0, 1), seconds_gan_this_run=round(t_gan, 1))
+  with open(os.path.join(workdir, 'summary.json'), 'w') as f:
+    json.dump(summary, f, indent=2)
+  print(f'AE reconstruction on the {ev["n"]} held-out test images: PSNR {ev["psnr"]["mean"]:.2f} '
+        f'+- {ev["psnr"]["se"]:.2f} dB, SSIM {ev["ssim"]["mean"]:.3f}.')
+  print(f'done in {time.time() - t0:.0f} s; checkpoints, samples and logs are in {workdir}')
+  return summary

@@ -1,0 +1,272 @@
+"""Tests of the latent solver on tiny generators (a linear duck type and mnist_tiny's networks)."""
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import mnist, mnist_tiny
+from ge_jax import models, solver
+from ge_jax.errors import UserError
+from ge_jax.solver import SolverSpec
+
+
+class LinearNets:
+  """A Nets-like duck type: G(z) = z W as a 4x4x1 image, E(x) = flat(x) V. Well conditioned."""
+  latent_dim = 4
+  code_dim = 8
+  image_shape = (4, 4, 1)
+
+  def G(self, p, z):
+    return (z @ p['W']).reshape((-1,) + self.image_shape)
+
+  def E(self, p, x):
+    return x.reshape(x.shape[0], -1) @ p['V']
+
+  def Dec(self, p, m):
+    return (m @ p['V'].T).reshape((-1,) + self.image_shape)
+
+
+def linear_params(seed=0):
+  kw, kv = jax.random.split(jax.random.key(seed))
+  w = jax.random.normal(kw, (4, 16)) / 2.0
+  v = jax.random.normal(kv, (16, 8)) / 2.0
+  return {'generator': {'W': w}, 'autoencoder': {'V': v}}
+
+
+class SineNets(LinearNets):
+  """Non-convex: G(z) = sin(3 z W), many local minima, so restarts matter."""
+
+  def G(self, p, z):
+    return jnp.sin(3.0 * super().G(p, z))
+
+
+# Shared nets and specs, so that tests reuse compiled solvers (XLA compiles take ~1-4 s on CPU).
+LIN, LIN_PARAMS = LinearNets(), linear_params()
+GAN = SolverSpec('gan', steps=300, restarts=2, n_init=4, schedule='cosine')
+SPHERE = SolverSpec('gan', steps=30, restarts=2, n_init=4, prior='sphere', record_every=1)
+
+
+@functools.lru_cache(maxsize=None)
+def tiny():
+  cfg = mnist_tiny.get_config()
+  return models.Nets(cfg), models.init_params(cfg, jax.random.key(0))
+
+
+def latents(n, d, seed=1):
+  return jax.random.normal(jax.random.key(seed), (n, d))
+
+
+def images(n, seed=1):
+  return np.array(LIN.G(LIN_PARAMS['generator'], latents(n, 4, seed)))
+
+
+def run(spec, targets, *, nets=LIN, params=LIN_PARAMS, lr=0.1, lam=0.0, batch_size=8, seed=2, **kw):
+  return solver.solve_all(nets, spec, params, targets, jax.random.key(seed), lr=lr, lam=lam,
+                          batch_size=batch_size, progress=False, **kw)
+
+
+# --- recovery -----------------------------------------------------------------------------------
+
+
+def test_gan_recovers_known_latent():
+  z0 = latents(6, 4)
+  x0 = images(6)
+  res = run(GAN, x0)
+  np.testing.assert_allclose(res.z, z0, atol=1e-3)
+  np.testing.assert_allclose(res.x, x0, atol=1e-4)
+  assert res.x.shape == (6, 4, 4, 1) and res.loss_trace.shape == (6, 300) and res.z_trace is None
+  assert res.restart_objectives.shape == (6, 2) and res.diverged.size == 0
+
+
+def test_ge_recovers_known_latent():
+  z0 = latents(6, 4)
+  m0 = solver.encode_all(LIN, LIN_PARAMS, images(6), batch_size=4)
+  res = run(dataclasses.replace(GAN, objective='ge'), m0)
+  np.testing.assert_allclose(res.z, z0, atol=1e-3)
+  np.testing.assert_allclose(LIN.E(LIN_PARAMS['autoencoder'], res.x), m0, atol=1e-4)
+
+
+def test_csgm_with_mask_recovers():
+  x0 = images(5)
+  keep = np.argsort(np.random.default_rng(0).random((5, 16)), axis=1) < 10  # 10 of 16 pixels seen
+  masks = keep.reshape(5, 4, 4, 1).astype(np.float32)
+  forward = lambda x, p: x * p['mask']
+  y = x0 * masks
+  spec = dataclasses.replace(GAN, objective='csgm')
+  res = run(spec, y, op_params={'mask': masks}, forward=forward)
+  np.testing.assert_allclose(res.x, x0, atol=1e-3)  # the unseen pixels too
+
+
+@pytest.mark.parametrize('spec', [GAN, dataclasses.replace(GAN, prior='l1'), SPHERE], ids=lambda s: s.prior)
+def test_objective_is_data_term_plus_prior(spec):
+  x0 = images(5)
+  res = run(spec, x0, lam=0.3, lr=0.05)
+  np.testing.assert_allclose(res.x, LIN.G(LIN_PARAMS['generator'], res.z), rtol=1e-5, atol=1e-6)
+  penalty = {'l2': np.sum(res.z**2, 1), 'l1': np.sum(np.abs(res.z), 1), 'sphere': 0.0}[spec.prior]
+  want = np.sum((res.x - x0)**2, axis=(1, 2, 3)) + 0.3 * penalty
+  np.testing.assert_allclose(res.objective, want, rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(res.objective, res.restart_objectives.min(1), rtol=1e-6)
+  assert np.all(res.objective <= res.loss_trace[:, 0])  # never worse than the initial point
+
+
+def test_sphere_prior_stays_on_sphere():
+  res = run(SPHERE, images(3), lr=0.3)
+  assert res.z_trace.shape == (3, 30, 4)
+  np.testing.assert_allclose(np.linalg.norm(res.z_trace, axis=-1), 2.0, rtol=1e-5)
+  np.testing.assert_allclose(np.linalg.norm(res.z, axis=-1), 2.0, rtol=1e-5)
+
+
+def test_z_trace_records_every_k_steps():
+  x0 = images(3)
+  res = run(dataclasses.replace(SPHERE, record_every=7), x0)  # 30 = 4 * 7 + 2: a remainder too
+  assert res.z_trace.shape == (3, 4, 4) and res.loss_trace.shape == (3, 30)
+  full = run(SPHERE, x0)
+  np.testing.assert_allclose(res.z_trace, full.z_trace[:, 6::7][:, :4], rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(res.loss_trace, full.loss_trace, rtol=1e-5, atol=1e-7)
+
+
+# --- restarts, independence, compilation -----------------------------------------------------------
+
+
+def test_restarts_never_worse_than_one_start():
+  nets = SineNets()
+  x0 = np.asarray(nets.G(LIN_PARAMS['generator'], latents(16, 4)))
+  spec = SolverSpec('gan', steps=100, restarts=1, n_init=1)
+  one = run(spec, x0, nets=nets, lr=0.05, batch_size=16)
+  four = run(dataclasses.replace(spec, restarts=4), x0, nets=nets, lr=0.05, batch_size=16)
+  # Restart 0 is the same draw for any R, so R = 4 contains the R = 1 run.
+  np.testing.assert_allclose(four.restart_objectives[:, 0], one.objective, rtol=1e-5, atol=1e-7)
+  assert np.all(four.objective <= one.objective)
+  assert np.any(four.objective < 0.5 * one.objective)  # and the extra restarts do help somewhere
+
+
+@pytest.fixture(scope='module')
+def tiny_batch():
+  """mnist_tiny's Flax nets, 'ge', a batch of 64 images with global indices 100..163."""
+  nets, params = tiny()
+  m = jax.jit(lambda p, z: nets.E(p['autoencoder'], nets.G(p['generator'], z)))(params, latents(64, 16))
+  spec = SolverSpec('ge', steps=100, restarts=2, n_init=4, schedule='cosine')
+  solve = solver.make_solver(nets, spec)
+  args = (jax.random.key(3), jnp.float32(0.05), jnp.float32(0.0))
+  indices = jnp.arange(100, 164)
+  return solve, params, m, indices, args, solve(params, m, {}, indices, *args)
+
+
+def test_ge_matches_codes_with_tiny_flax_nets(tiny_batch):
+  *_, m, _, _, res = tiny_batch
+  start = res.loss_trace[:, 0]
+  assert not np.any(res.diverged)
+  assert np.median(res.objective / start) < 1e-3, np.median(res.objective / start)
+  assert np.all(res.objective < 0.2 * start)
+
+
+def test_image_result_independent_of_batch_mates(tiny_batch):
+  solve, params, m, indices, args, batch = tiny_batch
+  for i in (0, 37):
+    alone = solve(params, m[i:i + 1], {}, indices[i:i + 1], *args)
+    # Batched and single-image convolutions could round differently on CPU, hence allclose.
+    np.testing.assert_allclose(alone.z[0], batch.z[i], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(alone.x[0], batch.x[i], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(alone.objective[0], batch.objective[i], rtol=1e-4, atol=1e-9)
+
+
+def test_lr_and_lam_changes_do_not_recompile():
+  nets = LinearNets()  # a fresh instance: a fresh cache entry
+  x0 = jnp.asarray(images(4))
+  solve = solver.make_solver(nets, GAN)
+  for lr, lam in ((0.1, 0.0), (0.01, 1e-3), (1.0, 5.0)):
+    solve(LIN_PARAMS, x0, {}, jnp.arange(4), jax.random.key(0), jnp.float32(lr), jnp.float32(lam))
+  assert solve._cache_size() == 1
+
+
+def test_one_compilation_for_any_number_of_images():
+  nets = LinearNets()
+  for n in (5, 37):
+    res = run(GAN, images(n), nets=nets, batch_size=16, lr=0.1 + n, lam=1e-3 * n)
+    assert res.x.shape == (n, 4, 4, 1) and res.objective.shape == (n,)
+  assert solver.make_solver(nets, GAN)._cache_size() == 1
+
+
+def test_padding_does_not_leak():
+  x0 = images(32)
+  full = run(GAN, x0, batch_size=8)
+  part = run(GAN, x0[:17], batch_size=8)  # 3 chunks, the last one 7/8 padding
+  for a, b in zip(part[:-1], full[:-1]):
+    if a is not None:
+      np.testing.assert_array_equal(a, b[:17])
+
+
+def test_place_hook_sees_every_chunk():
+  seen = []
+
+  def place(tree):
+    seen.append(tree['indices'].shape)
+    return jax.tree.map(jnp.asarray, tree)
+
+  run(GAN, images(20), place=place)
+  assert seen == [(8,)] * 3
+
+
+# --- divergence and bad input ------------------------------------------------------------------------
+
+
+def test_nan_target_is_reported_by_global_index():
+  x0 = images(10)
+  x0[2, 1, 1, 0] = np.nan
+  res = run(GAN, x0, indices=np.arange(500, 510))
+  assert res.diverged.tolist() == [502]
+  assert not np.isfinite(res.objective[2]) and np.all(np.isfinite(np.delete(res.objective, 2)))
+
+
+def test_exploding_learning_rate_is_reported():
+  res = run(GAN, images(3), lr=1e30, lam=1.0)
+  assert res.diverged.tolist() == [0, 1, 2]
+  assert np.all(np.isfinite(res.x))  # the best finite point is still what is returned
+
+
+@pytest.mark.parametrize('change', [
+    dict(objective='pixels'), dict(prior='l3'), dict(schedule='linear'), dict(steps=0),
+    dict(steps=2.5), dict(restarts=0), dict(n_init=-1), dict(record_every=-1), dict(record_every=99),
+])
+def test_bad_spec_is_a_user_error(change):
+  fields = dict(objective='ge', steps=10, restarts=2, n_init=4) | change
+  with pytest.raises(UserError):
+    SolverSpec(**fields)
+
+
+def test_from_config():
+  cfg = mnist.get_config().solve
+  spec = SolverSpec.from_config(cfg, 'ge')
+  assert (spec.steps, spec.restarts, spec.n_init, spec.prior, spec.record_every) == (200, 4, 64, 'l2', 0)
+  cfg.prior = 'gaussian'
+  with pytest.raises(UserError, match='config.solve.prior'):
+    SolverSpec.from_config(cfg, 'ge')
+
+
+def test_bad_call_is_a_user_error():
+  x0 = images(3)
+  with pytest.raises(UserError, match='forward'):
+    solver.make_solver(LIN, dataclasses.replace(GAN, objective='csgm'))
+  with pytest.raises(UserError, match='lam'):
+    run(GAN, x0, lam=-1.0)
+  with pytest.raises(UserError, match='indices'):
+    run(GAN, x0, indices=np.arange(4))
+  with pytest.raises(UserError, match='autoencoder'):
+    run(dataclasses.replace(GAN, objective='ge'), np.zeros((3, 8), np.float32),
+        params={'generator': LIN_PARAMS['generator']})
+
+
+# --- autoencoder helpers ---------------------------------------------------------------------------
+
+
+def test_encode_all_and_reconstruct_ae_match_direct_calls():
+  nets, params = tiny()
+  x = jax.jit(nets.G)(params['generator'], latents(7, 16))
+  ap = params['autoencoder']
+  np.testing.assert_allclose(solver.encode_all(nets, params, x, 4), nets.E(ap, x), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(solver.reconstruct_ae(nets, params, x, 4), nets.Dec(ap, nets.E(ap, x)),
+                             rtol=1e-5, atol=1e-6)

@@ -1,0 +1,27 @@
+"""Pre-trains the GAN and then the autoencoder of a config; re-running resumes.
+
+  python train.py --config=configs/mnist.py [--workdir=runs/mnist] [--config.gan.steps=200]
+"""
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from ge_jax import cli
+
+_CONFIG = config_flags.DEFINE_config_file('config', 'configs/mnist.py', 'Config file (ml_collections).')
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Where checkpoints, logs and pictures go (default runs/<config.name>).')
+_PROGRESS = flags.DEFINE_bool('progress', True, 'Show progress bars.')
+
+
+@cli.exit_on_user_error
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  cli.setup_jax()
+  from ge_jax import pretrain
+  config = _CONFIG.value
+  pretrain.train_and_evaluate(config, _WORKDIR.value or cli.default_workdir(config), progress=_PROGRESS.value)
+
+
+if __name__ == '__main__':
+  app.run(main, flags_parser=cli.parse_flags)
