@@ -1,0 +1,32 @@
+"""Shared fixtures: the tiny config, and one tiny trained workdir per test session."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_cli(*args, timeout=300, env=None):
+  """Runs `python <args>` from the repo root; returns the CompletedProcess (text)."""
+  full_env = dict(os.environ, PYTHONUNBUFFERED='1', **(env or {}))
+  return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                        env=full_env)
+
+
+@pytest.fixture
+def tiny_config():
+  from configs import mnist_tiny
+  return mnist_tiny.get_config()
+
+
+@pytest.fixture(scope='session')
+def tiny_workdir(tmp_path_factory):
+  """A workdir holding finished tiny GAN + AE checkpoints (trained once per session, in-process)."""
+  from configs import mnist_tiny
+  from ge_jax import pretrain
+  workdir = str(tmp_path_factory.mktemp('tiny_run'))
+  pretrain.train_and_evaluate(mnist_tiny.get_config(), workdir, progress=False)
+  return workdir

@@ -1,0 +1,114 @@
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ge_jax import checkpoint, data, models, pretrain
+from ge_jax.errors import UserError
+
+
+def _leaves_equal(a, b, atol=0.0):
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=0)
+
+
+def test_ae_steps_lower_the_loss(tiny_config):
+  c = tiny_config
+  nets = models.Nets(c)
+  ds = data.load(c.data)
+  state = pretrain.init_ae_state(nets, c, jax.random.key(0))
+  g = models.init_params(c, jax.random.key(1))['generator']
+  step = jax.jit(pretrain.make_ae_step(nets, c.ae))
+  n_real = c.ae.batch_size - pretrain.generated_count(c.ae)
+  batch = jnp.asarray(ds.train[:n_real])
+  losses = []
+  for _ in range(30):
+    state, logs = step(state, batch, g, jax.random.key(2))
+    losses.append(float(logs['loss']))
+  assert int(state['step']) == 30
+  assert losses[-1] < 0.75 * losses[0]
+
+
+def test_gan_steps_train_both_players(tiny_config):
+  c = tiny_config
+  nets = models.Nets(c)
+  ds = data.load(c.data)
+  state = pretrain.init_gan_state(nets, c, jax.random.key(0))
+  g0, d0 = state['g'], state['d']
+  step = jax.jit(pretrain.make_gan_step(nets, c.gan))
+  batch = jnp.asarray(ds.train[:c.gan.batch_size])
+  d_losses = []
+  for _ in range(20):
+    state, logs = step(state, batch, jax.random.key(2))
+    d_losses.append(float(logs['d_loss']))
+  assert np.isfinite(d_losses).all()
+  assert d_losses[-1] < d_losses[0]  # D learns to tell this batch from G's samples
+  diff = lambda a, b: max(float(jnp.abs(x - y).max()) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+  assert diff(state['g'], g0) > 0 and diff(state['d'], d0) > 0
+  assert 0 < diff(state['g_ema'], g0) < diff(state['g'], g0) + 1e-9  # EMA lags behind G
+
+
+def test_generated_fraction_is_validated(tiny_config):
+  tiny_config.ae.generated_fraction = 1.5
+  with pytest.raises(UserError, match='generated_fraction'):
+    pretrain.generated_count(tiny_config.ae)
+
+
+def test_tiny_run_leaves_checkpoints_pictures_and_logs(tiny_workdir, tiny_config):
+  for phase, steps in (('gan', tiny_config.gan.steps), ('ae', tiny_config.ae.steps)):
+    ckpts = checkpoint.Checkpoints(os.path.join(tiny_workdir, phase, 'checkpoints'))
+    assert ckpts.latest_step() == steps
+    assert ckpts.saved_config()['ae']['code_dim'] == tiny_config.ae.code_dim
+    ckpts.close()
+    lines = [json.loads(l) for l in open(os.path.join(tiny_workdir, phase, 'log.jsonl'))]
+    assert [l['step'] for l in lines] == list(range(tiny_config[phase].log_every, steps + 1,
+                                                   tiny_config[phase].log_every))
+  assert os.path.getsize(os.path.join(tiny_workdir, 'gan', 'samples.png')) > 0
+  assert os.path.getsize(os.path.join(tiny_workdir, 'ae', 'reconstructions.png')) > 0
+  summary = json.load(open(os.path.join(tiny_workdir, 'summary.json')))
+  assert summary['ae_test']['n'] == tiny_config.data.test_size
+
+
+def test_resume_equals_uninterrupted_run(tiny_config, tmp_path):
+  """20 steps, stop, 20 more from the checkpoint == 40 steps straight (same parameters)."""
+  c = tiny_config
+  ds = data.load(c.data)
+  straight = pretrain.train_gan(c, str(tmp_path / 'a'), ds, progress=False)
+  c.gan.steps = 20
+  half = pretrain.train_gan(c, str(tmp_path / 'b'), ds, progress=False)
+  assert int(half['step']) == 20
+  c.gan.steps = 40
+  resumed = pretrain.train_gan(c, str(tmp_path / 'b'), ds, progress=False)
+  assert int(resumed['step']) == 40
+  _leaves_equal(resumed['g'], straight['g'], atol=1e-6)
+  _leaves_equal(resumed['g_ema'], straight['g_ema'], atol=1e-6)
+  _leaves_equal(resumed['opt_d'], straight['opt_d'], atol=1e-6)
+  steps = [json.loads(l)['step'] for l in open(tmp_path / 'b' / 'gan' / 'log.jsonl')]
+  assert steps == [10, 20, 30, 40]  # no step logged twice or skipped
+
+
+def test_half_written_checkpoint_is_ignored(tiny_config, tmp_path):
+  c = tiny_config
+  ds = data.load(c.data)
+  c.gan.steps = 20
+  pretrain.train_gan(c, str(tmp_path), ds, progress=False)
+  ckdir = tmp_path / 'gan' / 'checkpoints'
+  # What a kill -9 during an Orbax save leaves: a temporary folder that was never renamed.
+  junk = ckdir / '40.orbax-checkpoint-tmp-1234'
+  (junk / 'state').mkdir(parents=True)
+  (junk / 'state' / 'garbage').write_bytes(b'\0' * 10)
+  with checkpoint.Checkpoints(str(ckdir)) as ck:
+    assert ck.latest_step() == 20
+  c.gan.steps = 30
+  state = pretrain.train_gan(c, str(tmp_path), ds, progress=False)
+  assert int(state['step']) == 30
+
+
+def test_checkpoint_of_another_config_is_refused(tiny_workdir, tiny_config):
+  tiny_config.ae.code_dim = tiny_config.ae.code_dim + 1
+  ds = data.load(tiny_config.data)
+  with pytest.raises(UserError, match='ae.code_dim'):
+    pretrain.train_gan(tiny_config, tiny_workdir, ds, progress=False)
