@@ -21,7 +21,7 @@ from ge_jax.errors import UserError
 # Config fields that fix the shapes of saved parameters: a checkpoint only fits a config that agrees.
 SHAPE_KEYS = (
     'data.image_size', 'data.channels', 'model.latent_dim', 'model.g_width', 'model.d_width',
-    'model.base_size', 'ae.kind', 'ae.code_dim', 'ae.width',
+    'model.base_size', 'model.g_norm', 'ae.kind', 'ae.code_dim', 'ae.width',
 )
 
 
@@ -40,11 +40,11 @@ def config_to_dict(config) -> dict:
 def check_compatible(saved: dict, config, where: str) -> None:
   """Raises UserError when `saved` (a config dict) has other parameter shapes than `config`."""
   current = config_to_dict(config)
-  diffs = [f'{k} {_get(saved, k)!r} vs {_get(current, k)!r}' for k in SHAPE_KEYS
-           if _get(saved, k) != _get(current, k)]
+  diffs = [f'{k}: saved {_get(saved, k)!r}, now {_get(current, k)!r}' for k in SHAPE_KEYS
+           if _get(saved, k) is not None and _get(saved, k) != _get(current, k)]
   if diffs:
     raise UserError(
-        f'{where} holds checkpoints of a different config ({"; ".join(diffs)} saved vs now); '
+        f'{where} holds checkpoints of a different config ({"; ".join(diffs)}); '
         'use another --workdir or the config those checkpoints were trained with.')
 
 

