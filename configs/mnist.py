@@ -28,6 +28,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.g_width = 32          # channels of the last G block (doubling towards z)
   c.model.d_width = 32
   c.model.base_size = 7         # spatial size after G's first dense layer
+  c.model.g_final = 'subpixel'   # subpixel (last x2 straight to pixels) | conv (x2 stages, then 3x3 conv)
   c.model.g_norm = 'none'        # none | pixel (per-image feature normalisation in G)
   c.model.conv_impl = 'xla'     # xla | matmul (same parameters, other kernels)
 

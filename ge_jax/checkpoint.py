@@ -21,7 +21,7 @@ from ge_jax.errors import UserError
 # Config fields that fix the shapes of saved parameters: a checkpoint only fits a config that agrees.
 SHAPE_KEYS = (
     'data.image_size', 'data.channels', 'model.latent_dim', 'model.g_width', 'model.d_width',
-    'model.base_size', 'model.g_norm', 'ae.kind', 'ae.code_dim', 'ae.width',
+    'model.base_size', 'model.g_norm', 'model.g_final', 'ae.kind', 'ae.code_dim', 'ae.width',
 )
 
 

@@ -116,6 +116,7 @@ class Generator(nn.Module):
   base_size: int
   impl: str = 'xla'
   norm: str = 'none'  # none | pixel
+  final: str = 'subpixel'  # subpixel | conv
 
   @nn.compact
   def __call__(self, z):
@@ -124,6 +125,10 @@ class Generator(nn.Module):
     norm = _pixel_norm if self.norm == 'pixel' else (lambda h: h)
     h = nn.Dense(self.base_size * self.base_size * widths[0], name='fc')(z)
     h = norm(_leaky(h).reshape(z.shape[0], self.base_size, self.base_size, widths[0]))
+    if self.final == 'conv':  # every x2 stage hidden, then a 3x3 conv to the image channels
+      for i, w in enumerate(widths):
+        h = norm(_leaky(Upsample(w, self.impl, name=f'up{i}')(h)))
+      return jnp.tanh(Conv(self.channels, 3, 1, self.impl, name='out')(h))
     for i, w in enumerate(widths[1:]):
       h = norm(_leaky(Upsample(w, self.impl, name=f'up{i}')(h)))
     h = Upsample(self.channels, self.impl, name='out')(h)  # last x2 straight to image channels
@@ -216,13 +221,15 @@ def build(config) -> dict[str, nn.Module]:
   d, m = config.data, config.model
   if config.ae.kind not in ('ae', 'vae'):
     raise UserError(f"config.ae.kind={config.ae.kind!r} is not one of 'ae', 'vae'.")
+  if m.g_final not in ('subpixel', 'conv'):
+    raise UserError(f"config.model.g_final={m.g_final!r} is not one of 'subpixel', 'conv'.")
   if m.g_norm not in ('none', 'pixel'):
     raise UserError(f"config.model.g_norm={m.g_norm!r} is not one of 'none', 'pixel'.")
   if m.conv_impl not in ('xla', 'matmul'):
     raise UserError(f"config.model.conv_impl={m.conv_impl!r} is not one of 'xla', 'matmul'.")
   num_upsamplings(d.image_size, m.base_size)
   return dict(
-      generator=Generator(d.image_size, d.channels, m.g_width, m.base_size, m.conv_impl, m.g_norm),
+      generator=Generator(d.image_size, d.channels, m.g_width, m.base_size, m.conv_impl, m.g_norm, m.g_final),
       discriminator=Discriminator(d.image_size, m.d_width, m.base_size, m.conv_impl),
       autoencoder=AutoEncoder(d.image_size, d.channels, config.ae.code_dim, config.ae.width, m.base_size,
                               config.ae.kind == 'vae', m.conv_impl),
