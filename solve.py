@@ -6,6 +6,7 @@
   python solve.py --index=7                     # one image, the objective per step as the original did
 
 Writes reconstructions.npz, grid.png and metrics.json to --outdir (default <workdir>/solve/<task>).
+With --batch the images are split over every device (and every host with --multihost).
 """
 
 import os
@@ -29,6 +30,9 @@ _INPUT = flags.DEFINE_string('input', None, '.npz with `corrupted` (and optional
 _METHODS = flags.DEFINE_list('methods', ['ae', 'gan', 'ge', 'csgm'], 'Methods to run.')
 _OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace results already in --outdir.')
 _PROGRESS = flags.DEFINE_bool('progress', True, 'Show progress bars.')
+_MULTIHOST = flags.DEFINE_bool('multihost', None, 'Join a multi-host run (jax.distributed.initialize); run the '
+                               'same command on every host. Default: on when JAX_COORDINATOR_ADDRESS or '
+                               'GE_JAX_MULTIHOST=1 is set. See docs/SCALE_OUT.md.')
 
 
 def _load_input(path, config):
@@ -60,8 +64,8 @@ def _load_input(path, config):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  cli.setup_jax()
-  from ge_jax import data, experiment, operators, pretrain
+  cli.setup_jax(_MULTIHOST.value)
+  from ge_jax import data, experiment, operators, parallel, pretrain
   from ge_jax.errors import UserError
 
   config = _CONFIG.value
@@ -73,7 +77,8 @@ def main(argv):
   outdir = _OUTDIR.value or os.path.join(workdir, 'solve', task if _BATCH.value else f'{task}_single')
   if os.path.exists(os.path.join(outdir, 'metrics.json')) and not _OVERWRITE.value:
     raise UserError(f'{outdir} already holds results; pass --overwrite or another --outdir.')
-  params = pretrain.load_trained(config, workdir)
+  mesh = parallel.make_mesh()
+  params = pretrain.load_trained(config, workdir, mesh=mesh)  # replicated on every device
 
   indices = None
   if _INPUT.value:
@@ -100,8 +105,13 @@ def main(argv):
     pick = lambda a: None if a is None else a[k:k + 1]
     clean, corrupted, indices = pick(clean), pick(corrupted), np.array([k])
 
+  # --batch: images (padded to a multiple of the device count) are split over all devices.
+  place = parallel.solver_place(mesh) if _BATCH.value else None
+  primary = parallel.is_primary()
   out = experiment.restore(config, params, task=task, clean=clean, corrupted=corrupted, indices=indices,
-                           methods=_METHODS.value, progress=_PROGRESS.value)
+                           methods=_METHODS.value, progress=_PROGRESS.value and primary, place=place)
+  if not primary:  # every process solved its share; process 0 writes the results
+    return
   scores = experiment.score(out)
   if not _BATCH.value and 'ge' in out.loss_trace:
     trace = out.loss_trace['ge'][0]

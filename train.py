@@ -1,6 +1,8 @@
 """Pre-trains the GAN and then the autoencoder of a config; re-running resumes.
 
   python train.py --config=configs/mnist.py [--workdir=runs/mnist] [--config.gan.steps=200]
+
+Uses every device (batches split over them); with --multihost, every host of a pod runs this.
 """
 
 from absl import app, flags
@@ -11,16 +13,22 @@ from ge_jax import cli
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/mnist.py', 'Config file (ml_collections).')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Where checkpoints, logs and pictures go (default runs/<config.name>).')
 _PROGRESS = flags.DEFINE_bool('progress', True, 'Show progress bars.')
+_MULTIHOST = flags.DEFINE_bool('multihost', None, 'Join a multi-host run (jax.distributed.initialize); run the '
+                               'same command on every host. Default: on when JAX_COORDINATOR_ADDRESS or '
+                               'GE_JAX_MULTIHOST=1 is set. See docs/SCALE_OUT.md.')
 
 
 @cli.exit_on_user_error
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  cli.setup_jax()
-  from ge_jax import pretrain
+  cli.setup_jax(_MULTIHOST.value)
+  from ge_jax import parallel, pretrain
   config = _CONFIG.value
-  pretrain.train_and_evaluate(config, _WORKDIR.value or cli.default_workdir(config), progress=_PROGRESS.value)
+  mesh = parallel.make_mesh()
+  print(f'devices: {parallel.describe()}; global batch sizes: GAN {config.gan.batch_size}, AE {config.ae.batch_size}')
+  pretrain.train_and_evaluate(config, _WORKDIR.value or cli.default_workdir(config), progress=_PROGRESS.value,
+                              mesh=mesh)
 
 
 if __name__ == '__main__':

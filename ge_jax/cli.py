@@ -1,4 +1,4 @@
-"""What both CLIs share: the compilation cache, the default workdir, and clean error exits."""
+"""What both CLIs share: the compilation cache, multi-host start, the default workdir, clean error exits."""
 
 from __future__ import annotations
 
@@ -17,8 +17,14 @@ class _QuietTfds(logging.Filter):
     return 'has no dataset_info.json' not in record.getMessage()
 
 
-def setup_jax() -> None:
-  """Quiet library logs; persistent compilation cache, so a second CLI run starts without recompiling."""
+def setup_jax(multihost: bool | None = None) -> None:
+  """Quiet library logs; persistent compilation cache; joins a multi-host run when asked.
+
+  Args:
+    multihost: the --multihost flag: True joins a multi-process run (`parallel.initialize`), False
+      never does, None (flag not given) does when the environment asks (GE_JAX_MULTIHOST=1 or
+      JAX_COORDINATOR_ADDRESS set). Must run before anything touches devices.
+  """
   from absl import logging as absl_logging
   absl_logging.set_verbosity(absl_logging.WARNING)
   absl_logging.get_absl_logger().addFilter(_QuietTfds())
@@ -28,6 +34,9 @@ def setup_jax() -> None:
     jax.config.update('jax_compilation_cache_dir', cache)
     jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.2)
     jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
+  from ge_jax import parallel
+  if parallel.initialize(multihost):
+    print(f'multi-host: {parallel.describe()}', flush=True)
 
 
 def default_workdir(config) -> str:

@@ -70,6 +70,12 @@ def _check_images(x: np.ndarray, name: str) -> None:
                     f'{int(np.argmax(bad))}); clean the input first.')
 
 
+def method_setting(solve_cfg, name: str, method: str):
+  """config.solve.<name>_<method> when set (e.g. lam_gan), else config.solve.<name>."""
+  value = solve_cfg.get(f'{name}_{method}', None) if hasattr(solve_cfg, 'get') else None
+  return solve_cfg[name] if value is None else value
+
+
 def restore(config, params, *, task: str, clean: np.ndarray | None = None, corrupted: np.ndarray | None = None,
             indices: np.ndarray | None = None, methods=METHODS, progress: bool = True,
             record_every: int = 0, place=None) -> Outcome:
@@ -139,7 +145,8 @@ def restore(config, params, *, task: str, clean: np.ndarray | None = None, corru
       spec = dataclasses.replace(solver.SolverSpec.from_config(scfg, method), record_every=record_every)
       target = {'ge': codes, 'gan': corrupted, 'csgm': corrupted}[method]
       res = solver.solve_all(
-          nets, spec, params, target, key, lr=scfg.lr, lam=scfg.lam, batch_size=bs,
+          nets, spec, params, target, key, lr=method_setting(scfg, 'lr', method),
+          lam=method_setting(scfg, 'lam', method), batch_size=bs,
           op_params=op_params if method == 'csgm' else None, indices=indices,
           forward=op.forward if method == 'csgm' else None, progress=progress, place=place)
       recon[method], objective[method], traces[method] = res.x, res.objective, res.loss_trace

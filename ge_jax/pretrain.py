@@ -106,18 +106,73 @@ def generated_count(ae_cfg) -> int:
   return int(round(frac * ae_cfg.batch_size))
 
 
-def make_ae_step(nets: Nets, ae_cfg) -> Callable:
+# Corruption augmentation (config.ae.augment): per task, the operator settings drawn from at random
+# (each image of a batch gets one of all listed variants), so E learns E(P(x)) ~ E(x) for a family
+# of operators, not only the evaluation's exact parameters.
+AUGMENT_VARIANTS = {
+    'denoise': [dict(denoise_sigma=s) for s in (0.1, 0.2, 0.3, 0.45, 0.6)],
+    'speckle': [dict(speckle_sigma=s) for s in (0.2, 0.3, 0.5)],
+    'saltpepper': [dict(saltpepper_p=p) for p in (0.05, 0.1, 0.2)],
+    'deblur': [dict(blur_sigma=s) for s in (1.0, 1.5, 2.0)],
+    'motionblur': [dict(motion_angle=a) for a in (0.0, 45.0, 90.0, 135.0)],
+    'inpaint': ([dict(inpaint_mode='center', inpaint_size=s) for s in (8, 12, 14)]
+                + [dict(inpaint_mode='pixels', inpaint_fraction=f) for f in (0.3, 0.5, 0.7)]),
+    'superres': [dict(superres_factor=f) for f in (2, 4)],
+}
+
+
+def augment_operators(ae_cfg, ops_cfg, image_shape) -> list:
+  """The operators of config.ae.augment ('' -> none, 'all' -> every task of AUGMENT_VARIANTS)."""
+  from ge_jax import operators  # lazy: pre-training without augmentation does not need it
+  spec = str(ae_cfg.get('augment', '') or '').strip()
+  if not spec:
+    return []
+  names = list(AUGMENT_VARIANTS) if spec == 'all' else [t.strip() for t in spec.split(',') if t.strip()]
+  bad = [t for t in names if t not in AUGMENT_VARIANTS]
+  if bad:
+    raise UserError(f'config.ae.augment={spec!r} names unknown task(s) {bad}; use a comma list of '
+                    f'{", ".join(AUGMENT_VARIANTS)} or "all".')
+  if ops_cfg is None:
+    raise UserError('config.ae.augment needs the config.ops block (pass ops_cfg to make_ae_step).')
+  ops = []
+  for name in names:
+    for override in AUGMENT_VARIANTS[name]:
+      cfg = dict(ops_cfg.items()) if hasattr(ops_cfg, 'items') else dict(vars(ops_cfg))
+      ops.append(operators.make(name, {**cfg, **override}, tuple(image_shape)))
+  return ops
+
+
+def _corrupt_mixed(ops: list, key: Array, x: Array) -> Array:
+  """Each image of x corrupted by one operator of `ops`, picked at random per image."""
+  from ge_jax import operators
+  k_pick, k_ops = jax.random.split(key)
+  pick = jax.random.randint(k_pick, (x.shape[0],), 0, len(ops))
+  ys = jnp.stack([operators.corrupt(op, jax.random.fold_in(k_ops, i), x)[0] for i, op in enumerate(ops)])
+  return jnp.take_along_axis(ys, pick[None, :, None, None, None], axis=0)[0]
+
+
+def make_ae_step(nets: Nets, ae_cfg, ops_cfg=None) -> Callable:
   """(state, real_batch, g_params, key) -> (state, metrics).
 
   The batch is `real_batch` plus `generated_count` samples of G (drawn inside, from g_params),
   so E learns the codes of G's images as well as of real ones, as the method prescribes.
+
+  With `config.ae.augment` (a comma list of tasks, see AUGMENT_VARIANTS), every image x is also
+  corrupted, y = P(x) with a random operator of the list, and the loss adds
+    augment_weight * mean (E(y) - sg(E(x)))^2     (code consistency; sg = stop_gradient)
+    + augment_recon * mean (Dec(E(y)) - x)^2      (reconstruct x from E(y): a denoising AE)
+  so that E(P(x)) stays close to E(x), which GE's objective ||E(G(z)) - E(y)||^2 relies on.
+  `ops_cfg` (config.ops) is needed only with augmentation.
   """
   tx = optax.adam(ae_cfg.lr)
   n_gen = generated_count(ae_cfg)
   variational = ae_cfg.kind == 'vae'
   kl_weight = float(ae_cfg.kl_weight)
+  aug_ops = augment_operators(ae_cfg, ops_cfg, nets.image_shape)
+  w_code = float(ae_cfg.get('augment_weight', 0.0))
+  w_recon = float(ae_cfg.get('augment_recon', 1.0))
 
-  def loss_fn(p, x, key):
+  def loss_fn(p, x, key, y):
     mean, logvar = nets.E_stats(p, x)
     m = mean
     if variational:
@@ -130,6 +185,16 @@ def make_ae_step(nets: Nets, ae_cfg) -> Callable:
       kl = 0.5 * jnp.sum(jnp.exp(logvar) + mean**2 - 1.0 - logvar, axis=-1).mean()
       loss = loss + kl_weight * kl
       logs['kl'] = kl
+    if y is not None:
+      m_y = nets.E(p, y)
+      ref = jax.lax.stop_gradient(mean)
+      code = jnp.mean((m_y - ref)**2)
+      loss = loss + w_code * code
+      logs['aug_code'] = code
+      if w_recon:
+        aug_mse = jnp.mean((nets.Dec(p, m_y) - x)**2)
+        loss = loss + w_recon * aug_mse
+        logs['aug_recon_mse'] = aug_mse
     return loss, logs
 
   def step(state, real, g_params, key):
@@ -139,7 +204,8 @@ def make_ae_step(nets: Nets, ae_cfg) -> Callable:
     if n_gen:
       fake = jax.lax.stop_gradient(nets.G(g_params, jax.random.normal(kz, (n_gen, nets.latent_dim))))
       x = jnp.concatenate([real, fake], axis=0)
-    (loss, logs), grads = jax.value_and_grad(loss_fn, has_aux=True)(state['ae'], x, kv)
+    y = _corrupt_mixed(aug_ops, jax.random.fold_in(key, 7), x) if aug_ops else None
+    (loss, logs), grads = jax.value_and_grad(loss_fn, has_aux=True)(state['ae'], x, kv, y)
     upd, opt = tx.update(grads, state['opt'], state['ae'])
     new = dict(step=state['step'] + 1, ae=optax.apply_updates(state['ae'], upd), opt=opt)
     return new, dict(logs, loss=loss)
@@ -170,11 +236,15 @@ class EpochSampler:
 
 
 class JsonlLog:
-  """Append-only loss log; on resume, drops lines past the restored step (they will be redone)."""
+  """Append-only loss log; on resume, drops lines past the restored step (they will be redone).
+
+  Only the primary process (process 0) touches the file; on the others it is a no-op.
+  """
 
   def __init__(self, path: str, resume_step: int):
     self.path = path
-    if os.path.exists(path):
+    self.enabled = parallel.is_primary()
+    if self.enabled and os.path.exists(path):
       with open(path) as f:
         keep = [l for l in f if l.strip() and _safe_step(l) is not None and _safe_step(l) <= resume_step]
       with open(path + '.tmp', 'w') as f:
@@ -182,6 +252,8 @@ class JsonlLog:
       os.replace(path + '.tmp', path)
 
   def write(self, record: dict) -> None:
+    if not self.enabled:
+      return
     with open(self.path, 'a') as f:
       f.write(json.dumps(record) + '\n')
       f.flush()
@@ -197,7 +269,12 @@ def _safe_step(line: str):
 def _run_phase(*, name: str, phase_cfg, config, workdir: str, state: dict, step_fn: Callable,
                batch_fn: Callable[[int], Any], on_picture: Callable[[dict, int], None], mesh,
                progress: bool) -> dict:
-  """Drives one phase from its last checkpoint to phase_cfg.steps. Returns the final state."""
+  """Drives one phase from its last checkpoint to phase_cfg.steps. Returns the final state.
+
+  `batch_fn(step)` returns the step's batch already placed on the mesh (`_batches`); every process
+  runs every step and checkpoint save (Orbax writes collectively); `on_picture` runs on every
+  process too (it may compute on global arrays) and writes only on the primary one.
+  """
   phase_dir = os.path.join(workdir, name)
   total = int(phase_cfg.steps)
   repl = parallel.replicated(mesh)
@@ -215,10 +292,11 @@ def _run_phase(*, name: str, phase_cfg, config, workdir: str, state: dict, step_
     log = JsonlLog(os.path.join(phase_dir, 'log.jsonl'), start)
     step = start
     t_last, step_last = time.time(), start
-    bar = tqdm(total=total, initial=start, desc=name, disable=not progress, dynamic_ncols=True, mininterval=1.0)
+    bar = tqdm(total=total, initial=start, desc=name, disable=not (progress and parallel.is_primary()),
+               dynamic_ncols=True, mininterval=1.0)
     try:
       for step in range(start, total):
-        state, logs = step_fn(state, parallel.shard_batch(batch_fn(step), mesh))
+        state, logs = step_fn(state, batch_fn(step))
         done = step + 1
         if done % phase_cfg.log_every == 0 or done == total:
           logs = {k: float(v) for k, v in jax.device_get(logs).items()}
@@ -261,16 +339,19 @@ def train_gan(config, workdir: str, dataset: data_lib.Dataset, *, mesh=None, pro
   train_key = jax.random.fold_in(key, 1)
   sampler = EpochSampler(len(dataset.train), config.gan.batch_size, config.seed, stream=0)
   z_fixed = _sample_z(config)
-  sample = jax.jit(nets.G)
+  sample = jax.jit(nets.G, out_shardings=parallel.replicated(mesh))
 
   def on_picture(state, done):
     img = np.asarray(sample(state['g_ema'], z_fixed))
+    if not parallel.is_primary():
+      return
     d = os.path.join(workdir, 'gan', 'samples')
     viz.save_grid(os.path.join(d, f'step_{done:07d}.png'), img)
     viz.save_grid(os.path.join(workdir, 'gan', 'samples.png'), img)
 
   return _run_phase(name='gan', phase_cfg=config.gan, config=config, workdir=workdir, state=state,
-                    step_fn=lambda s, b: step(s, b, train_key), batch_fn=lambda k: dataset.train[sampler(k)],
+                    step_fn=lambda s, b: step(s, b, train_key),
+                    batch_fn=_batches(dataset.train, sampler, config.gan.batch_size, mesh),
                     on_picture=on_picture, mesh=mesh, progress=progress)
 
 
@@ -283,21 +364,29 @@ def train_ae(config, workdir: str, dataset: data_lib.Dataset, g_params, *, mesh=
   _check_batch(n_real, mesh, 'the real part of config.ae.batch_size')
   key = jax.random.key(config.seed)
   state = init_ae_state(nets, config, jax.random.fold_in(key, 2))
-  step = jax.jit(make_ae_step(nets, config.ae), donate_argnums=0)
+  step = jax.jit(make_ae_step(nets, config.ae, config.ops), donate_argnums=0)
   train_key = jax.random.fold_in(key, 3)
   g_params = parallel.replicate(g_params, mesh)
   sampler = EpochSampler(len(dataset.train), n_real, config.seed, stream=1) if n_real else None
   shape = (0,) + tuple(dataset.train.shape[1:])
-  show = np.concatenate([dataset.val[:32], np.asarray(jax.jit(nets.G)(g_params, _sample_z(config, 32)))])
-  recon = jax.jit(lambda p, x: nets.Dec(p, nets.E(p, x)))
+  out = parallel.replicated(mesh)
+  show = np.concatenate([dataset.val[:32],
+                         np.asarray(jax.jit(nets.G, out_shardings=out)(g_params, _sample_z(config, 32)))])
+  recon = jax.jit(lambda p, x: nets.Dec(p, nets.E(p, x)), out_shardings=out)
 
   def on_picture(state, done):
     r = np.asarray(recon(state['ae'], show))
+    if not parallel.is_primary():
+      return
     pairs = np.stack([show, r], 1).reshape((-1,) + show.shape[1:])  # original, reconstruction, ...
     viz.save_grid(os.path.join(workdir, 'ae', 'samples', f'step_{done:07d}.png'), pairs, ncol=16)
     viz.save_grid(os.path.join(workdir, 'ae', 'reconstructions.png'), pairs, ncol=16)
 
-  batch_fn = (lambda k: dataset.train[sampler(k)]) if sampler else (lambda k: np.zeros(shape, np.float32))
+  if sampler:
+    batch_fn = _batches(dataset.train, sampler, n_real, mesh)
+  else:
+    empty = parallel.shard_batch(np.zeros(shape, np.float32), mesh)
+    batch_fn = lambda k: empty
   return _run_phase(name='ae', phase_cfg=config.ae, config=config, workdir=workdir, state=state,
                     step_fn=lambda s, b: step(s, b, g_params, train_key), batch_fn=batch_fn,
                     on_picture=on_picture, mesh=mesh, progress=progress)
@@ -340,10 +429,18 @@ def evaluate_ae(config, ae_params, images: np.ndarray, batch_size: int = 500) ->
   return dict(n=len(images), psnr=summary(psnr), ssim=summary(ssim))
 
 
+def _batches(images: np.ndarray, sampler: EpochSampler, batch: int, mesh) -> Callable[[int], Any]:
+  """step -> that step's global batch on the mesh; each process reads only its own rows."""
+  rows = parallel.local_rows(batch, mesh)
+  return lambda k: parallel.shard_batch(images[sampler(k)[rows]], mesh, batch)
+
+
 def _check_batch(batch: int, mesh, what: str) -> None:
+  """A batch that does not split over the devices still trains (replicated), with a note."""
   n = parallel.num_devices(mesh)
-  if batch % n:
-    raise UserError(f'{what}={batch} is not a multiple of the {n} devices; pick a multiple of {n}.')
+  if batch % n and parallel.is_primary():
+    print(f'note: {what}={batch} is not a multiple of the {n} devices, so every device computes the '
+          f'whole batch (same result, no data-parallel speed-up); pick a multiple of {n} to split it.')
 
 
 def train_and_evaluate(config, workdir: str, *, progress: bool = True, mesh=None) -> dict:
@@ -359,8 +456,9 @@ def train_and_evaluate(config, workdir: str, *, progress: bool = True, mesh=None
   ev = evaluate_ae(config, ae['ae'], dataset.test)
   summary = dict(config=config.name, data=dataset.source, gan_steps=int(gan['step']), ae_steps=int(ae['step']),
                  ae_test=ev, seconds_this_run=round(time.time() - t0, 1), seconds_gan_this_run=round(t_gan, 1))
-  with open(os.path.join(workdir, 'summary.json'), 'w') as f:
-    json.dump(summary, f, indent=2)
+  if parallel.is_primary():
+    with open(os.path.join(workdir, 'summary.json'), 'w') as f:
+      json.dump(summary, f, indent=2)
   print(f'AE reconstruction on the {ev["n"]} held-out test images: PSNR {ev["psnr"]["mean"]:.2f} '
         f'+- {ev["psnr"]["se"]:.2f} dB, SSIM {ev["ssim"]["mean"]:.3f}.')
   print(f'done in {time.time() - t0:.0f} s; checkpoints, samples and logs are in {workdir}')

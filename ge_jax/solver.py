@@ -21,7 +21,8 @@ result does not depend on its batch-mates, on the chunking, or on R (restart r i
 R > r).
 
 `make_solver` gives the jitted batch function; `solve_all` is the host driver (padded chunks, one
-compilation for any N, progress bar, numpy out, divergence report).
+compilation for any N, progress bar, numpy out, divergence report). On a single CPU device the
+jitted function solves its batch in pieces of ~128 rows, one after the other (see _chunk_plan).
 """
 
 from __future__ import annotations
@@ -169,11 +170,13 @@ def make_solver(nets, spec: SolverSpec, forward: Forward | None = None) -> Calla
     forward: for 'csgm' only, the operator `forward(x_batch, params_batch) -> y_batch`.
 
   Returns:
-    solve(params, target, op_params, indices, key, lr, lam) -> Result, where params is
-    {'generator': ..., 'autoencoder': ...} ('autoencoder' only for 'ge'), target has the batch B as
-    leading axis, op_params is a pytree with leading axis B (may be {}), indices (B,) int global
+    solve(params, target, op_params, indices, key, lr, lam, n_valid=None) -> Result, where params
+    is {'generator': ..., 'autoencoder': ...} ('autoencoder' only for 'ge'), target has the batch B
+    as leading axis, op_params is a pytree with leading axis B (may be {}), indices (B,) int global
     image indices, key a PRNG key, lr and lam float32 arrays of shape () or (B,). Values of lr and
-    lam never recompile; a new B or spec does.
+    lam never recompile; a new B or spec does. n_valid (an int32 scalar, optional): only the first
+    n_valid images matter (the rest is padding), so work on the rest may be skipped and their
+    results are unspecified; its value never recompiles.
   """
   return _make_solver(nets, spec, forward)
 
@@ -238,10 +241,8 @@ def _make_solver(nets, spec: SolverSpec, forward: Forward | None) -> Callable[..
     (best_z, _), _ = lax.scan(pick, start, jnp.moveaxis(cand, 2, 0))
     return best_z
 
-  def solve(params, target, op_params, indices, key, lr, lam) -> Result:
+  def solve_chunk(params, target, op_params, indices, key, lr, lam) -> Result:
     b = indices.shape[0]
-    lr = jnp.broadcast_to(jnp.asarray(lr, jnp.float32), (b,))
-    lam = jnp.broadcast_to(jnp.asarray(lam, jnp.float32), (b,))
     z0 = initial_z(params, target, op_params, indices, key, lam)
 
     def step(carry, t):
@@ -290,7 +291,57 @@ def _make_solver(nets, spec: SolverSpec, forward: Forward | None) -> Callable[..
     return Result(x=x, z=z_star, objective=obj_star, restart_objectives=best_obj, loss_trace=loss_trace,
                   z_trace=None if z_trace is None else take(z_trace), diverged=diverged)
 
+  def solve(params, target, op_params, indices, key, lr, lam, n_valid=None) -> Result:
+    b = indices.shape[0]
+    lr = jnp.broadcast_to(jnp.asarray(lr, jnp.float32), (b,))
+    lam = jnp.broadcast_to(jnp.asarray(lam, jnp.float32), (b,))
+    plan = _chunk_plan(b, big_r)
+    if plan is None:
+      return solve_chunk(params, target, op_params, indices, key, lr, lam)
+    n, c = plan  # n chunks of c images, solved one after the other (images are independent)
+
+    def split(a):
+      a = jnp.concatenate([a, jnp.repeat(a[-1:], n * c - b, axis=0)]) if n * c > b else a
+      return a.reshape((n, c) + a.shape[1:])
+
+    def one(chunk):
+      target, op_params, indices, lr, lam = chunk
+      return solve_chunk(params, target, op_params, indices, key, lr, lam)
+
+    chunks = jax.tree.map(split, (target, op_params, indices, lr, lam))
+    if n_valid is None:
+      out = lax.map(one, chunks)
+    else:  # only the chunks holding one of the first n_valid images run; the rest stay zero
+      first = jax.tree.map(lambda a: a[0], chunks)
+      out = jax.tree.map(lambda s: jnp.zeros((n,) + s.shape, s.dtype), jax.eval_shape(one, first))
+
+      def body(j, out):
+        res = one(jax.tree.map(lambda a: a[j], chunks))
+        return jax.tree.map(lambda o, r: o.at[j].set(r), out, res)
+
+      out = lax.fori_loop(0, (jnp.asarray(n_valid, jnp.int32) + c - 1) // c, body, out)
+    return jax.tree.map(lambda a: a.reshape((n * c,) + a.shape[2:])[:b], out)
+
   return jax.jit(solve)
+
+
+# Rows (images x restarts) per piece on a single CPU device: a whole solve of ~128 rows keeps the
+# networks' activations in the caches where one batch of 1024 rows streams them through memory at
+# every layer (5-10% less time per row measured; a CPU gains nothing from wider batches since its
+# convolutions run as fast on 4 rows as on 1024), bounds the memory of any batch size, and lets
+# `solve_all` skip the pieces of a padded last batch (n_valid).
+_CPU_CHUNK_ROWS = 128
+
+
+def _chunk_plan(b: int, restarts: int) -> tuple[int, int] | None:
+  """(n chunks, images per chunk) for a batch of b images, or None (one piece: GPUs, TPUs, meshes)."""
+  if jax.default_backend() != 'cpu' or jax.device_count() != 1:
+    return None
+  per = max(1, _CPU_CHUNK_ROWS // restarts)
+  if b <= per:
+    return None
+  n = -(-b // per)
+  return n, -(-b // n)
 
 
 # --- host driver -------------------------------------------------------------------------------
@@ -367,7 +418,8 @@ def solve_all(nets, spec: SolverSpec, params: PyTree, targets, key: Array, *, lr
   bar = tqdm(total=n, desc=f'solve[{spec.objective}]', unit='img', disable=not progress)
   for start, stop in _chunks(n, batch_size):
     chunk = jax.tree.map(lambda a: _pad(a[start:stop], batch_size), inputs)
-    out = solver(params, key=key, **place(chunk))  # async dispatch: overlaps the previous fetch
+    # n_valid: on a CPU the solver skips its internal pieces that hold only padding.
+    out = solver(params, key=key, n_valid=np.int32(stop - start), **place(chunk))  # async: overlaps the fetch
     if pending is not None:
       pieces.append(_fetch(*pending))
       bar.update(pending[1])

@@ -46,16 +46,55 @@ def test_per_image_independence(tiny_config):
   np.testing.assert_allclose(nets.E(params['autoencoder'], full[5:6])[0], codes[5], atol=1e-5)
 
 
-def test_matmul_impl_computes_the_same_maps(tiny_config):
+@pytest.mark.parametrize('g_final', ['conv', 'subpixel'])
+@pytest.mark.parametrize('impl', ['matmul', 'stride1'])
+def test_matmul_impl_computes_the_same_maps(tiny_config, impl, g_final):
+  """Every conv_impl computes the maps of 'xla' with its parameters: outputs, d/dz, d/dparams, R1."""
+  tiny_config.model.g_final = g_final
+  tiny_config.model.conv_impl = 'xla'
   params = models.init_params(tiny_config, jax.random.key(0))
-  xla = models.Nets(tiny_config)
-  tiny_config.model.conv_impl = 'matmul'
-  mm = models.Nets(tiny_config)
+  ref = models.Nets(tiny_config)
+  tiny_config.model.conv_impl = impl
+  new = models.Nets(tiny_config)
   z = jax.random.normal(jax.random.key(1), (4, tiny_config.model.latent_dim))
-  x = xla.G(params['generator'], z)
-  np.testing.assert_allclose(mm.G(params['generator'], z), x, atol=1e-5)
-  np.testing.assert_allclose(mm.E(params['autoencoder'], x), xla.E(params['autoencoder'], x), atol=1e-5)
-  np.testing.assert_allclose(mm.D(params['discriminator'], x), xla.D(params['discriminator'], x), atol=1e-5)
+  pg, pa, pd = params['generator'], params['autoencoder'], params['discriminator']
+  x = ref.G(pg, z)
+  close = lambda a, b: jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, atol=1e-5, rtol=1e-4), a, b)
+  close(new.G(pg, z), x)
+  close(new.E(pa, x), ref.E(pa, x))
+  close(new.D(pd, x), ref.D(pd, x))
+  close(new.Dec(pa, ref.E(pa, x)), ref.Dec(pa, ref.E(pa, x)))
+  ge = lambda n: jax.grad(lambda z, g: jnp.sum(n.E(pa, n.G(g, z))**2), argnums=(0, 1))(z, pg)
+  close(ge(new), ge(ref))  # the solver's gradient (z) and the GAN's (G's weights)
+  ae = lambda n: jax.grad(lambda a: jnp.mean((n.Dec(a, n.E(a, x)) - x)**2))(pa)
+  close(ae(new), ae(ref))
+  r1 = lambda n: jax.grad(lambda d: jnp.sum(jax.grad(lambda x: n.D(d, x).sum())(x)**2))(pd)
+  close(r1(new), r1(ref))  # second derivatives: the lazy R1 penalty
+
+
+def test_conv_impls_share_the_parameter_tree(tiny_config):
+  """Checkpoints move between impls: the same tree, shapes and initial values."""
+  trees = {}
+  for impl in models.CONV_IMPLS:
+    tiny_config.model.conv_impl = impl
+    trees[impl] = jax.jit(lambda k: models.init_params(tiny_config, k))(jax.random.key(0))
+  for impl in models.CONV_IMPLS:
+    jax.tree.map(np.testing.assert_array_equal, trees[impl], trees['xla'])
+
+
+@pytest.mark.parametrize('impl', ['matmul', 'stride1'])
+@pytest.mark.parametrize('size,k,stride,cin,cout', [(7, 3, 1, 8, 24), (14, 3, 1, 16, 4), (9, 4, 2, 3, 20),
+                                                    (10, 3, 2, 4, 20)])
+def test_conv_impls_agree_on_odd_shapes(impl, size, k, stride, cin, cout):
+  """Odd sizes, narrow outputs, 1 channel: 'SAME' output and gradients as lax.conv computes them."""
+  x = jax.random.normal(jax.random.key(0), (2, size, size, cin))
+  conv = models.Conv(cout, k, stride, impl)
+  p = conv.init(jax.random.key(1), x)
+  ref = models.Conv(cout, k, stride, 'xla')
+  f = lambda m: jax.jit(jax.value_and_grad(lambda p, x: jnp.sum(jnp.sin(m.apply(p, x))), argnums=(0, 1)))
+  np.testing.assert_allclose(jax.jit(conv.apply)(p, x), ref.apply(p, x), atol=1e-5, rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(f(conv)(p, x)), jax.tree.leaves(f(ref)(p, x))):
+    np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
 
 
 def test_bad_sizes_are_user_errors(tiny_config):

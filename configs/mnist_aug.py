@@ -1,0 +1,17 @@
+"""MNIST, AE trained with corruption augmentation (every task): Dec(E(P(x))) ~ x (a denoising AE).
+
+Reuses the GAN of configs/mnist.py (same model block): copy <workdir of mnist>/gan into the new
+workdir, then `python train.py --config=configs/mnist_aug.py --workdir=...` trains only the AE.
+"""
+
+from configs import mnist
+
+
+def get_config():
+  c = mnist.get_config()
+  c.name = 'mnist_aug'
+  c.note = 'AE trained as a denoising AE on all corruption families: Dec(E(P(x))) ~ x (weight 1)'
+  c.ae.augment = 'all'
+  c.ae.augment_weight = 0.0
+  c.ae.augment_recon = 1.0
+  return c
