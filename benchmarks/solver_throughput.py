@@ -42,7 +42,7 @@ class Options:
   config: str = 'configs/mnist.py'
   conv_impl: str | None = None          # None: the config's
   steps: int = 20                       # K
-  restarts: int | None = None           # R; None: config.solve.restarts
+  restarts: int | None = 4              # R, pinned so runs stay comparable; None: config.solve.restarts
   n_init: int = 0                       # best-of-N start; 0 = one draw (the steps dominate)
   lr: float = 0.05
   lam: float = 1e-3
@@ -57,11 +57,13 @@ class Options:
   cache_check: bool = True              # compile twice in fresh processes sharing a cache dir
   matmul_n: int = 2048
   layers: bool = True                   # each conv layer alone: FLOP/s (why the fraction is what it is)
+  compare_impls: bool = True            # the headline batch with every conv impl, interleaved
   seed: int = 0
 
   @classmethod
   def quick(cls, **kw) -> 'Options':
-    base = dict(steps=10, batch_sizes=(1, 16, 64, 256), reps=2, loop_images=4, torch_loop_images=2, layers=False)
+    base = dict(steps=10, batch_sizes=(1, 16, 64, 256), reps=2, loop_images=4, torch_loop_images=2, layers=False,
+                compare_impls=False)
     base.update(kw)
     return cls(**base)
 
@@ -170,6 +172,35 @@ def bench_loop(nets, spec, params, targets, n: int, opts: Options) -> dict:
   run_s = time.perf_counter() - t0
   return dict(method='jax one-image loop', batch=1, images=n, compile_s=compile_s, run_s=run_s,
               images_per_s=n / run_s)
+
+
+def compare_impls(cfg, opts: Options, b: int, rounds: int = 2) -> list[dict]:
+  """The batched solver at batch b for each conv impl, and 'stride1' without the CPU pieces (the
+  state before this benchmark's changes was 'xla' in one piece); timed in interleaved rounds."""
+  import jax
+  from ge_jax import models, solver
+  variants = [(impl, True) for impl in models.CONV_IMPLS] + [('stride1', False), ('xla', False)]
+  compiled = {}
+  for impl, pieces in variants:
+    c = cfg.copy_and_resolve_references()
+    c.model.conv_impl = impl
+    nets, params, targets, spec = setup(c, opts, b)
+    saved = solver._CPU_CHUNK_ROWS
+    solver._CPU_CHUNK_ROWS = saved if pieces else 1 << 30
+    try:
+      args = solver_args(params, targets, b, jax.random.key(opts.seed + 2), opts)
+      compiled[(impl, pieces)] = (solver.make_solver(nets, spec).lower(*args).compile(), args)
+    finally:
+      solver._CPU_CHUNK_ROWS = saved
+  best = {k: float('inf') for k in compiled}
+  for r in range(rounds + 1):
+    for k, (fn, args) in compiled.items():
+      t0 = time.perf_counter()
+      _common.block(fn(*args))
+      if r:  # round 0 warms up
+        best[k] = min(best[k], time.perf_counter() - t0)
+  return [dict(method=f'jax batched, conv_impl={impl}' + ('' if pieces else ', one piece'), batch=b, run_s=t,
+               images_per_s=b / t) for (impl, pieces), t in best.items()]
 
 
 # --- (c): PyTorch ---------------------------------------------------------------------------------
@@ -371,6 +402,11 @@ def run(opts: Options, log=print) -> dict:
     log(f'  jax batched {b}: {rows[-1]["images_per_s"]:.3g} images/s (compile {rows[-1]["compile_s"]:.1f} s)')
     if b == opts.headline_batch:
       ceilings.append(_common.matmul_flops(opts.matmul_n))
+  if opts.compare_impls:
+    impl_rows = compare_impls(cfg, opts, opts.headline_batch)
+    rows += impl_rows
+    for t in impl_rows:
+      log(f'  {t["method"]}: {t["images_per_s"]:.3g} images/s')
   conversion, same = None, None
   if opts.torch:
     trows, conversion = bench_torch(cfg, params, targets, spec, opts, opts.headline_batch)

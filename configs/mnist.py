@@ -70,13 +70,13 @@ def get_config() -> ml_collections.ConfigDict:
   c.solve.task = 'denoise'
   c.solve.n_images = 64
   c.solve.batch_size = 256      # images per compiled call (last one padded)
-  c.solve.steps = 200
+  c.solve.steps = 100           # sized for a 2-core CPU; the original ran 10,000 (one image at a time)
   c.solve.lr = 0.05
   c.solve.schedule = 'constant' # constant | cosine
   c.solve.lam = 1e-3            # weight of the prior on z
   c.solve.prior = 'l2'          # l2 (paper) | l1 (original code) | sphere (PULSE)
-  c.solve.restarts = 4          # R optimised starts per image, best by objective
-  c.solve.n_init = 64           # best-of-N random latents seeding each restart
+  c.solve.restarts = 2          # R optimised starts per image, best by objective
+  c.solve.n_init = 16           # best-of-N random latents seeding each restart (original: 1000)
   c.solve.seed = 0
   # Per-method overrides (unset: lr / lam above). GAN and CSGM objectives sum over pixels, GE's over
   # code_dim values, so the same lam weighs the prior differently; each is tuned on the validation split.

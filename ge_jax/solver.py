@@ -39,6 +39,7 @@ import optax
 from jax import lax
 from tqdm.auto import tqdm
 
+from ge_jax import parallel
 from ge_jax.errors import UserError
 
 Array = jax.Array
@@ -434,7 +435,8 @@ def solve_all(nets, spec: SolverSpec, params: PyTree, targets, key: Array, *, lr
 
 
 def _fetch(out: Result, n_real: int) -> Result:
-  return Result(*(None if a is None else np.asarray(a)[:n_real] for a in out))
+  # to_host gathers shards held by other processes (multi-host); plain np.asarray otherwise.
+  return Result(*(None if a is None else parallel.to_host(a)[:n_real] for a in out))
 
 
 def solve(nets, params: PyTree, targets, key: Array, solve_cfg, objective: str, **kwargs) -> Result:

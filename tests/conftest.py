@@ -16,6 +16,15 @@ def run_cli(*args, timeout=300, env=None):
                         env=full_env)
 
 
+def error_line(proc):
+  """The one 'error: ...' line of a CLI that failed cleanly (exit 2, no traceback)."""
+  assert proc.returncode == 2, (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
+  assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+  lines = [l for l in proc.stderr.splitlines() if l.startswith('error: ')]
+  assert len(lines) == 1, proc.stderr[-2000:]
+  return lines[0]
+
+
 @pytest.fixture
 def tiny_config():
   from configs import mnist_tiny

@@ -13,7 +13,8 @@ from ge_jax import models
 
 HAS_TORCH = importlib.util.find_spec('torch') is not None
 TINY = dict(config='configs/mnist_tiny.py', steps=2, restarts=2, batch_sizes=(4,), headline_batch=4, reps=1,
-            loop_images=2, torch_loop_images=1, memory_batch=0, cache_check=False, matmul_n=256)
+            loop_images=2, torch_loop_images=1, memory_batch=0, cache_check=False, matmul_n=256, layers=False,
+            compare_impls=False)
 
 
 def test_solver_benchmark_writes_its_keys(tmp_path):

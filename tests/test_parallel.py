@@ -303,9 +303,6 @@ def test_multihost_training_equals_1_device(runs):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason='solver.solve_all fetches its sharded output with np.asarray, which cannot read '
-                   'other hosts\' shards; it needs parallel.to_host in solver._fetch')
 def test_multihost_solve_equals_1_device(runs):
   """solve.py --batch --multihost as 2 processes x 2 devices; process 0 writes the 1-device results."""
   outdir = os.path.join(runs['dir'], 'solve_multi')

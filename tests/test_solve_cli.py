@@ -7,17 +7,11 @@ import time
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import error_line as _error_line, run_cli
 
 TINY = '--config=configs/mnist_tiny.py'
 
 
-def _error_line(proc):
-  assert proc.returncode == 2, (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
-  assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
-  lines = [l for l in proc.stderr.splitlines() if l.startswith('error: ')]
-  assert len(lines) == 1, proc.stderr[-2000:]
-  return lines[0]
 
 
 def test_batch_denoise_writes_all_outputs(tiny_workdir, tmp_path):

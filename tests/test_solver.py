@@ -254,8 +254,9 @@ def test_bad_spec_is_a_user_error(change):
 
 def test_from_config():
   cfg = mnist.get_config().solve
+  cfg.steps, cfg.restarts, cfg.n_init, cfg.prior = 37, 3, 5, 'sphere'
   spec = SolverSpec.from_config(cfg, 'ge')
-  assert (spec.steps, spec.restarts, spec.n_init, spec.prior, spec.record_every) == (200, 4, 64, 'l2', 0)
+  assert (spec.steps, spec.restarts, spec.n_init, spec.prior, spec.record_every) == (37, 3, 5, 'sphere', 0)
   cfg.prior = 'gaussian'
   with pytest.raises(UserError, match='config.solve.prior'):
     SolverSpec.from_config(cfg, 'ge')

@@ -12,17 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, error_line as _error_line, run_cli
 
 TINY = '--config=configs/mnist_tiny.py'
 
 
-def _error_line(proc):
-  assert proc.returncode == 2, (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
-  assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
-  lines = [l for l in proc.stderr.splitlines() if l.startswith('error: ')]
-  assert len(lines) == 1, proc.stderr[-2000:]
-  return lines[0]
 
 
 def test_tiny_run_then_rerun_resumes_without_retraining(tmp_path):
