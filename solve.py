@@ -62,14 +62,10 @@ def _load_input(path, config):
 
 @cli.exit_on_user_error
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  cli.setup_jax(_MULTIHOST.value)
+  config = _CONFIG.value
+  workdir = cli.start(argv, config, _WORKDIR.value, _MULTIHOST.value)
   from ge_jax import data, experiment, operators, parallel, pretrain
   from ge_jax.errors import UserError
-
-  config = _CONFIG.value
-  workdir = _WORKDIR.value or cli.default_workdir(config)
   task = _TASK.value or ('none' if _INPUT.value else config.solve.task)
   if task not in operators.TASKS:
     raise UserError(f'unknown --task {task!r}; choose one of {", ".join(operators.TASKS)}.')

@@ -20,15 +20,12 @@ _MULTIHOST = flags.DEFINE_bool('multihost', None, 'Join a multi-host run (jax.di
 
 @cli.exit_on_user_error
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  cli.setup_jax(_MULTIHOST.value)
-  from ge_jax import parallel, pretrain
   config = _CONFIG.value
+  workdir = cli.start(argv, config, _WORKDIR.value, _MULTIHOST.value)
+  from ge_jax import parallel, pretrain
   mesh = parallel.make_mesh()
   print(f'devices: {parallel.describe()}; global batch sizes: GAN {config.gan.batch_size}, AE {config.ae.batch_size}')
-  pretrain.train_and_evaluate(config, _WORKDIR.value or cli.default_workdir(config), progress=_PROGRESS.value,
-                              mesh=mesh)
+  pretrain.train_and_evaluate(config, workdir, progress=_PROGRESS.value, mesh=mesh)
 
 
 if __name__ == '__main__':

@@ -152,12 +152,9 @@ def _define_flags() -> None:
 
 def main(argv):
   from ge_jax import cli
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  cli.setup_jax(False)
   f = flags.FLAGS
   config = f.config
-  workdir = f.workdir or cli.default_workdir(config)
+  workdir = cli.start(argv, config, f.workdir)
   r = sample_quality(config, workdir, n_samples=f.n, steps=f.steps)
   print(f'classifier test accuracy: {r["test_accuracy"]}')
   print(f'Frechet distance (classifier features), test vs G: {r["fd_test_vs_g"]:.3f} '

@@ -39,6 +39,15 @@ def setup_jax(multihost: bool | None = None) -> None:
     print(f'multi-host: {parallel.describe()}', flush=True)
 
 
+def start(argv: list[str], config, workdir: str | None, multihost: bool | None = False) -> str:
+  """The common opening of every CLI's main: no stray arguments, JAX set up; returns the workdir."""
+  from absl import app
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  setup_jax(multihost)
+  return workdir or default_workdir(config)
+
+
 def default_workdir(config) -> str:
   """runs/<config.name>: the same for train.py and solve.py, so they find each other."""
   return os.path.join('runs', config.name)

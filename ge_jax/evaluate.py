@@ -249,7 +249,6 @@ def write_markdown(path: str, result: dict, outdir: str) -> None:
             'For compress only the code E(x) is given: GAN-only has no image to match and CSGM would be '
             'GE itself.', '', '## Settings', '', '| setting | value |', '|---|---|']
   lines += [f'| {k} | {v} |' for k, v in result['settings'].items()]
-  notes = {n for t in tasks for n in t.get('notes', {}).values()}
   if result.get('note'):
     lines += ['', f'Variant: {result["note"]}']
   fig = [f for f in ('convergence.png', 'lambda_sweep.png') if os.path.exists(os.path.join(outdir, f))]
@@ -387,13 +386,10 @@ def evaluate(config, workdir: str, outdir: str, *, split: str = 'test', n: int |
 
 @cli.exit_on_user_error
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  cli.setup_jax(False)
-  from ge_jax.errors import UserError
   f = flags.FLAGS
   config = f.config
-  workdir = f.workdir or cli.default_workdir(config)
+  workdir = cli.start(argv, config, f.workdir)
+  from ge_jax.errors import UserError
   outdir = f.outdir or os.path.join('results', config.name)
   if os.path.exists(os.path.join(outdir, 'results.json')) and not f.overwrite:
     raise UserError(f'{outdir} already holds results; pass --overwrite or another --outdir.')

@@ -150,12 +150,9 @@ def solve_ge(config, params, clean: np.ndarray, task: str, progress: bool = Fals
 def main(argv):
   from ge_jax import cli, data, pretrain
   from ge_jax.errors import UserError
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  cli.setup_jax(False)
   f = flags.FLAGS
   config = f.config
-  workdir = f.workdir or cli.default_workdir(config)
+  workdir = cli.start(argv, config, f.workdir)
   outdir = f.outdir or os.path.join('results', config.name)
   ds = data.load(config.data)
   n = min(f.n, len(ds.test))
