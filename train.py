@@ -21,7 +21,8 @@ _MULTIHOST = flags.DEFINE_bool('multihost', None, 'Join a multi-host run (jax.di
 @cli.exit_on_user_error
 def main(argv):
   config = _CONFIG.value
-  workdir = cli.start(argv, config, _WORKDIR.value, _MULTIHOST.value)
+  # Training keeps one CPU device: split in two, the GAN step got slower (parallel.split_cpu).
+  workdir = cli.start(argv, config, _WORKDIR.value, _MULTIHOST.value, cpu_devices=1)
   from ge_jax import parallel, pretrain
   mesh = parallel.make_mesh()
   print(f'devices: {parallel.describe()}; global batch sizes: GAN {config.gan.batch_size}, AE {config.ae.batch_size}')

@@ -175,23 +175,28 @@ def bench_loop(nets, spec, params, targets, n: int, opts: Options) -> dict:
 
 
 def compare_impls(cfg, opts: Options, b: int, rounds: int = 2) -> list[dict]:
-  """The batched solver at batch b for each conv impl, and 'stride1' without the CPU pieces (the
-  state before this benchmark's changes was 'xla' in one piece); timed in interleaved rounds."""
+  """The batched solver at batch b for each conv impl, 'stride1' and 'xla' in one piece on one
+  device (the state before this benchmark's changes was 'xla' in one piece), and 'stride1' on one
+  of several CPU devices (parallel.split_cpu); timed in interleaved rounds."""
   import jax
   from ge_jax import models, solver
-  variants = [(impl, True) for impl in models.CONV_IMPLS] + [('stride1', False), ('xla', False)]
+  n_dev = jax.device_count() if jax.default_backend() == 'cpu' else 1
+  variants = [(impl, True, n_dev) for impl in models.CONV_IMPLS] + [('stride1', False, 1), ('xla', False, 1)]
+  if n_dev > 1:  # the same solver on one of the CPU devices (parallel.split_cpu off)
+    variants.append(('stride1', True, 1))
   compiled = {}
-  for impl, pieces in variants:
+  for impl, pieces, devices in variants:
     c = cfg.copy_and_resolve_references()
     c.model.conv_impl = impl
     nets, params, targets, spec = setup(c, opts, b)
-    saved = solver._CPU_CHUNK_ROWS
-    solver._CPU_CHUNK_ROWS = saved if pieces else 1 << 30
+    saved = solver._CPU_CHUNK_ROWS, solver._SHARD_CPU
+    solver._CPU_CHUNK_ROWS = saved[0] if pieces else 1 << 30
+    solver._SHARD_CPU = devices > 1
     try:
       args = solver_args(params, targets, b, jax.random.key(opts.seed + 2), opts)
-      compiled[(impl, pieces)] = (solver.make_solver(nets, spec).lower(*args).compile(), args)
+      compiled[(impl, pieces, devices)] = (solver.make_solver(nets, spec).lower(*args).compile(), args)
     finally:
-      solver._CPU_CHUNK_ROWS = saved
+      solver._CPU_CHUNK_ROWS, solver._SHARD_CPU = saved
   best = {k: float('inf') for k in compiled}
   for r in range(rounds + 1):
     for k, (fn, args) in compiled.items():
@@ -199,8 +204,9 @@ def compare_impls(cfg, opts: Options, b: int, rounds: int = 2) -> list[dict]:
       _common.block(fn(*args))
       if r:  # round 0 warms up
         best[k] = min(best[k], time.perf_counter() - t0)
-  return [dict(method=f'jax batched, conv_impl={impl}' + ('' if pieces else ', one piece'), batch=b, run_s=t,
-               images_per_s=b / t) for (impl, pieces), t in best.items()]
+  return [dict(method=f'jax batched, conv_impl={impl}' + ('' if pieces else ', one piece')
+               + f', {devices} CPU device' + ('s' if devices > 1 else ''), batch=b, run_s=t, images_per_s=b / t)
+          for (impl, pieces, devices), t in best.items()]
 
 
 # --- (c): PyTorch ---------------------------------------------------------------------------------
@@ -512,10 +518,14 @@ def main(argv=None) -> int:
   ap.add_argument('--n_init', type=int, default=None)
   ap.add_argument('--batch_sizes', default=None, help='comma list, e.g. 1,16,64,256,1024')
   ap.add_argument('--no_torch', action='store_true')
+  ap.add_argument('--cpu_devices', default='auto',
+                  help="CPU devices for JAX (parallel.split_cpu): 'auto' = one per core (the CLIs' default), or N")
   ap.add_argument('--_child', default=None, help=argparse.SUPPRESS)
   ap.add_argument('--_child_batch', type=int, default=0, help=argparse.SUPPRESS)
   ap.add_argument('--_opts', default=None, help=argparse.SUPPRESS)
   a = ap.parse_args(argv)
+  from ge_jax import parallel
+  parallel.split_cpu(a.cpu_devices if a.cpu_devices == 'auto' else int(a.cpu_devices))  # children inherit it
   if a._child:
     opts = Options(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(a._opts).items()})
     fn = child_memory if a._child == 'memory' else child_cache

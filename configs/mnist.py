@@ -76,6 +76,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.solve.lam = 1e-3            # weight of the prior on z
   c.solve.prior = 'l2'          # l2 (paper) | l1 (original code) | sphere (PULSE)
   c.solve.restarts = 2          # R optimised starts per image, best by objective
+  c.solve.output = 'best'       # best (G(z*) of the best restart, the paper) | mean (mean over restarts)
   c.solve.n_init = 16           # best-of-N random latents seeding each restart (original: 1000)
   c.solve.seed = 0
   # Per-method overrides (unset: lr / lam above). GAN and CSGM objectives sum over pixels, GE's over

@@ -19,10 +19,13 @@ import orbax.checkpoint as ocp
 from ge_jax.errors import UserError
 
 # Config fields that fix the shapes of saved parameters: a checkpoint only fits a config that agrees.
-SHAPE_KEYS = (
-    'data.image_size', 'data.channels', 'model.latent_dim', 'model.g_width', 'model.d_width',
-    'model.base_size', 'model.g_norm', 'model.g_final', 'ae.kind', 'ae.code_dim', 'ae.width',
-)
+# Each phase checks only its own, so a GAN can be shared by AEs of another code size.
+PHASE_SHAPE_KEYS = {
+    'gan': ('data.image_size', 'data.channels', 'model.latent_dim', 'model.g_width', 'model.d_width',
+            'model.base_size', 'model.g_norm', 'model.g_final'),
+    'ae': ('data.image_size', 'data.channels', 'ae.kind', 'ae.code_dim', 'ae.width'),
+}
+SHAPE_KEYS = PHASE_SHAPE_KEYS['gan'] + PHASE_SHAPE_KEYS['ae'][2:]
 
 
 def _get(cfg: dict, dotted: str):
@@ -37,10 +40,10 @@ def config_to_dict(config) -> dict:
   return json.loads(config.to_json_best_effort()) if isinstance(config, ml_collections.ConfigDict) else config
 
 
-def check_compatible(saved: dict, config, where: str) -> None:
-  """Raises UserError when `saved` (a config dict) has other parameter shapes than `config`."""
+def check_compatible(saved: dict, config, where: str, keys: tuple[str, ...] = SHAPE_KEYS) -> None:
+  """Raises UserError when `saved` (a config dict) has other parameter shapes (`keys`) than `config`."""
   current = config_to_dict(config)
-  diffs = [f'{k}: saved {_get(saved, k)!r}, now {_get(current, k)!r}' for k in SHAPE_KEYS
+  diffs = [f'{k}: saved {_get(saved, k)!r}, now {_get(current, k)!r}' for k in keys
            if _get(saved, k) is not None and _get(saved, k) != _get(current, k)]
   if diffs:
     raise UserError(
@@ -51,8 +54,10 @@ def check_compatible(saved: dict, config, where: str) -> None:
 class Checkpoints:
   """Save / restore / resume for one training phase."""
 
-  def __init__(self, directory: str, *, keep: int = 3, async_save: bool = True):
+  def __init__(self, directory: str, *, keep: int = 3, async_save: bool = True,
+               shape_keys: tuple[str, ...] = SHAPE_KEYS):
     self.directory = os.path.abspath(directory)
+    self.shape_keys = shape_keys
     os.makedirs(self.directory, exist_ok=True)
     options = ocp.CheckpointManagerOptions(
         max_to_keep=keep, create=True, enable_async_checkpointing=async_save,
@@ -88,7 +93,7 @@ class Checkpoints:
     if config is not None:
       saved = self.saved_config(step)
       if saved is not None:
-        check_compatible(saved, config, f'{self.directory}')
+        check_compatible(saved, config, f'{self.directory}', self.shape_keys)
     abstract = jax.tree.map(_abstract, target)
     try:
       restored = self._mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))

@@ -154,7 +154,7 @@ def main(argv):
   from ge_jax import cli
   f = flags.FLAGS
   config = f.config
-  workdir = cli.start(argv, config, f.workdir)
+  workdir = cli.start(argv, config, f.workdir, cpu_devices=1)  # training: one CPU device (parallel.split_cpu)
   r = sample_quality(config, workdir, n_samples=f.n, steps=f.steps)
   print(f'classifier test accuracy: {r["test_accuracy"]}')
   print(f'Frechet distance (classifier features), test vs G: {r["fd_test_vs_g"]:.3f} '

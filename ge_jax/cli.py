@@ -17,13 +17,15 @@ class _QuietTfds(logging.Filter):
     return 'has no dataset_info.json' not in record.getMessage()
 
 
-def setup_jax(multihost: bool | None = None) -> None:
-  """Quiet library logs; persistent compilation cache; joins a multi-host run when asked.
+def setup_jax(multihost: bool | None = None, cpu_devices: int | str = 'auto') -> None:
+  """Quiet library logs; persistent compilation cache; CPU devices; joins a multi-host run when asked.
 
   Args:
     multihost: the --multihost flag: True joins a multi-process run (`parallel.initialize`), False
       never does, None (flag not given) does when the environment asks (GE_JAX_MULTIHOST=1 or
       JAX_COORDINATOR_ADDRESS set). Must run before anything touches devices.
+    cpu_devices: `parallel.split_cpu`'s count: 'auto' (one CPU device per core, for solving) or 1
+      (training). XLA_FLAGS with --xla_force_host_platform_device_count overrides it.
   """
   from absl import logging as absl_logging
   absl_logging.set_verbosity(absl_logging.WARNING)
@@ -35,16 +37,18 @@ def setup_jax(multihost: bool | None = None) -> None:
     jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.2)
     jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
   from ge_jax import parallel
+  parallel.split_cpu(cpu_devices)
   if parallel.initialize(multihost):
     print(f'multi-host: {parallel.describe()}', flush=True)
 
 
-def start(argv: list[str], config, workdir: str | None, multihost: bool | None = False) -> str:
+def start(argv: list[str], config, workdir: str | None, multihost: bool | None = False,
+          cpu_devices: int | str = 'auto') -> str:
   """The common opening of every CLI's main: no stray arguments, JAX set up; returns the workdir."""
   from absl import app
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  setup_jax(multihost)
+  setup_jax(multihost, cpu_devices)
   return workdir or default_workdir(config)
 
 

@@ -91,7 +91,7 @@ def settings(config) -> dict:
   from ge_jax import experiment
   s = config.solve
   out = dict(steps=s.steps, restarts=s.restarts, n_init=s.n_init, prior=s.prior, schedule=s.schedule,
-             seed=s.seed, ops_seed=config.ops.seed)
+             output=s.get('output', 'best'), seed=s.seed, ops_seed=config.ops.seed)
   for m in ('gan', 'ge', 'csgm'):
     out[f'lr_{m}'] = float(experiment.method_setting(s, 'lr', m))
     out[f'lam_{m}'] = float(experiment.method_setting(s, 'lam', m))

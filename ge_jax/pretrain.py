@@ -279,7 +279,8 @@ def _run_phase(*, name: str, phase_cfg, config, workdir: str, state: dict, step_
   total = int(phase_cfg.steps)
   repl = parallel.replicated(mesh)
   state = jax.device_put(state, repl)
-  with checkpoint.Checkpoints(os.path.join(phase_dir, 'checkpoints'), keep=int(phase_cfg.keep)) as ckpts:
+  with checkpoint.Checkpoints(os.path.join(phase_dir, 'checkpoints'), keep=int(phase_cfg.keep),
+                              shape_keys=checkpoint.PHASE_SHAPE_KEYS[name]) as ckpts:
     restored, start = ckpts.restore(state, config)
     if restored is not None:
       state = restored
@@ -406,7 +407,7 @@ def load_trained(config, workdir: str, mesh=None) -> dict:
     target = jax.eval_shape(lambda: init(nets, config, key))
     target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=parallel.replicated(mesh)),
                           target)
-    with checkpoint.Checkpoints(ckdir) as ckpts:
+    with checkpoint.Checkpoints(ckdir, shape_keys=checkpoint.PHASE_SHAPE_KEYS[phase]) as ckpts:
       state, step = ckpts.restore(target, config)
     if state is None:
       raise UserError(f'no complete {phase.upper()} checkpoint in {ckdir}; train first: '

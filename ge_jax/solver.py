@@ -49,6 +49,7 @@ Forward = Callable[[Array, PyTree], Array]
 OBJECTIVES = ('ge', 'gan', 'csgm')
 PRIORS = ('l2', 'l1', 'sphere')
 SCHEDULES = ('constant', 'cosine')
+OUTPUTS = ('best', 'mean')
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
 
 
@@ -68,6 +69,9 @@ class SolverSpec:
     prior: 'l2' | 'l1' | 'sphere'.
     schedule: 'constant' | 'cosine' (lr * 0.5 * (1 + cos(pi t / K)), t = 0..K-1, no warm-up).
     record_every: 0 = off; else keep z every `record_every` steps (`Result.z_trace`).
+    output: 'best' (G(z*) of the restart with the lowest objective, the paper) | 'mean' (the mean of
+      G(z) over the R restarts' results: an estimate of the mean over the solution set, which
+      is what PSNR rewards; restarts with a non-finite objective are left out).
   """
   objective: str
   steps: int
@@ -76,6 +80,7 @@ class SolverSpec:
   prior: str = 'l2'
   schedule: str = 'constant'
   record_every: int = 0
+  output: str = 'best'
 
   def __post_init__(self):
     if self.objective not in OBJECTIVES:
@@ -85,6 +90,10 @@ class SolverSpec:
     if self.schedule not in SCHEDULES:
       raise UserError(
           f'config.solve.schedule={self.schedule!r} is not one of {", ".join(map(repr, SCHEDULES))}.')
+    if self.output not in OUTPUTS:
+      raise UserError(f'config.solve.output={self.output!r} is not one of {", ".join(map(repr, OUTPUTS))}.')
+    if self.output == 'mean' and self.restarts < 2:
+      raise UserError("config.solve.output='mean' averages over restarts; set config.solve.restarts >= 2.")
     for name, low in (('steps', 1), ('restarts', 1), ('n_init', 0), ('record_every', 0)):
       v = getattr(self, name)
       if not _is_int(v) or v < low:
@@ -104,7 +113,7 @@ class SolverSpec:
         raise UserError(f'config.solve.{name} is missing; set it to a positive integer.')
       fields[name] = v
     return cls(objective=objective, prior=get('prior', 'l2'), schedule=get('schedule', 'constant'),
-               record_every=get('record_every', 0), **fields)
+               record_every=get('record_every', 0), output=get('output', 'best'), **fields)
 
   @property
   def n_recorded(self) -> int:
@@ -116,7 +125,7 @@ class Result(NamedTuple):
   """Solver output; every field has the images as leading axis.
 
   Attributes:
-    x: G(z*) (N, H, W, C).
+    x: G(z*) (N, H, W, C); with output='mean', the mean of G over the restarts' results.
     z: z* of the chosen restart (N, latent_dim).
     objective: final objective (incl. prior) of the chosen restart (N,); the minimum over its
       trajectory, i.e. the objective of `z`.
@@ -284,7 +293,14 @@ def _make_solver(nets, spec: SolverSpec, forward: Forward | None) -> Callable[..
     r = jnp.argmin(best_obj, axis=1)  # (B,), by objective only
     take = lambda a: jnp.take_along_axis(a, r.reshape((b, 1) + (1,) * (a.ndim - 2)), axis=1)[:, 0]
     z_star = take(best_z)
-    x = nets.G(params['generator'], z_star)
+    if spec.output == 'mean':
+      xs = nets.G(params['generator'], best_z.reshape(b * big_r, -1))
+      xs = xs.reshape((b, big_r) + xs.shape[1:])
+      ok = jnp.isfinite(best_obj).reshape((b, big_r) + (1,) * (xs.ndim - 2))
+      x = jnp.sum(jnp.where(ok, xs, 0.), axis=1) / jnp.maximum(jnp.sum(ok, axis=1), 1)
+      x = jnp.where(jnp.any(ok, axis=1), x, jnp.nan)  # no finite restart: reported as diverged
+    else:
+      x = nets.G(params['generator'], z_star)
     obj_star = take(best_obj)
     loss_trace = take(jnp.moveaxis(objs, 0, 2))  # (B, K)
     diverged = (~jnp.isfinite(obj_star) | ~jnp.all(jnp.isfinite(x.reshape(b, -1)), axis=1)
@@ -296,6 +312,29 @@ def _make_solver(nets, spec: SolverSpec, forward: Forward | None) -> Callable[..
     b = indices.shape[0]
     lr = jnp.broadcast_to(jnp.asarray(lr, jnp.float32), (b,))
     lam = jnp.broadcast_to(jnp.asarray(lam, jnp.float32), (b,))
+    mesh = _cpu_mesh()
+    if mesh is None:
+      return solve_local(params, target, op_params, indices, key, lr, lam, n_valid)
+    # Several CPU devices in one process (parallel.split_cpu): each device solves its share of the
+    # batch in its own pieces, concurrently: XLA runs one device's convolutions on about one core.
+    n_dev = mesh.devices.size
+    per = -(-b // n_dev)
+    pad = lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], per * n_dev - b, axis=0)]) if per * n_dev > b else a
+    batch = jax.tree.map(pad, (target, op_params, indices, lr, lam))
+    n_valid = jnp.asarray(b if n_valid is None else n_valid, jnp.int32)
+
+    def local(params, batch, key, n_valid):
+      here = jnp.clip(n_valid - lax.axis_index(parallel.DATA) * per, 0, per)
+      target, op_params, indices, lr, lam = batch
+      return solve_local(params, target, op_params, indices, key, lr, lam, here)
+
+    rows, same = jax.sharding.PartitionSpec(parallel.DATA), jax.sharding.PartitionSpec()
+    out = jax.shard_map(local, mesh=mesh, in_specs=(same, rows, same, same), out_specs=rows,
+                        check_vma=False)(params, batch, key, n_valid)
+    return jax.tree.map(lambda a: a[:b], out)
+
+  def solve_local(params, target, op_params, indices, key, lr, lam, n_valid=None) -> Result:
+    b = indices.shape[0]
     plan = _chunk_plan(b, big_r)
     if plan is None:
       return solve_chunk(params, target, op_params, indices, key, lr, lam)
@@ -326,17 +365,29 @@ def _make_solver(nets, spec: SolverSpec, forward: Forward | None) -> Callable[..
   return jax.jit(solve)
 
 
-# Rows (images x restarts) per piece on a single CPU device: a whole solve of ~128 rows keeps the
-# networks' activations in the caches where one batch of 1024 rows streams them through memory at
-# every layer (5-10% less time per row measured; a CPU gains nothing from wider batches since its
-# convolutions run as fast on 4 rows as on 1024), bounds the memory of any batch size, and lets
-# `solve_all` skip the pieces of a padded last batch (n_valid).
-_CPU_CHUNK_ROWS = 128
+# Rows (images x restarts) per piece on a CPU device: a whole solve of a few rows keeps the networks'
+# activations in the core's caches, where one batch of 1024 rows streams them through memory at
+# every layer (a CPU gains nothing from wider batches: its convolutions run as fast on 4 rows as on
+# 1024). It also bounds the memory of any batch size and lets `solve_all` skip the pieces of a
+# padded last batch (n_valid). With 2 CPU devices on 2 cores (batch 256, R = 4), 16 rows ran at
+# 71-75 images/s, 32 at 70, 64 at 68-70, 128 at 60-65; on one device 16 and 128 tied (36-38).
+_CPU_CHUNK_ROWS = 16
+
+
+_SHARD_CPU = True  # False: solve on one CPU device even when there are several (benchmarks compare)
+
+
+def _cpu_mesh() -> jax.sharding.Mesh | None:
+  """A mesh over this process's CPU devices when it has several (parallel.split_cpu), else None."""
+  if not _SHARD_CPU or jax.default_backend() != 'cpu' or jax.device_count() < 2 or jax.process_count() > 1:
+    return None
+  return parallel.make_mesh()
 
 
 def _chunk_plan(b: int, restarts: int) -> tuple[int, int] | None:
-  """(n chunks, images per chunk) for a batch of b images, or None (one piece: GPUs, TPUs, meshes)."""
-  if jax.default_backend() != 'cpu' or jax.device_count() != 1:
+  """(n chunks, images per chunk) for a batch of b images (one CPU device's share), or None (one
+  piece: GPUs, TPUs, multi-process meshes)."""
+  if jax.default_backend() != 'cpu' or jax.process_count() > 1:
     return None
   per = max(1, _CPU_CHUNK_ROWS // restarts)
   if b <= per:

@@ -105,6 +105,12 @@ def child(outdir: str) -> None:
   # Sharded solving of 13 images (padded to 16); the parent compares with its one device.
   place = parallel.solver_place(mesh8)
   np.savez(os.path.join(outdir, 'solve_8.npz'), **_solve(c, params, place))
+  # Each CPU device solving its share in pieces (1 image x 2 restarts each), the pieces that hold
+  # only padding skipped (13 of 16 rows are real): the same results.
+  rows, solver._CPU_CHUNK_ROWS = solver._CPU_CHUNK_ROWS, 2
+  np.savez(os.path.join(outdir, 'solve_8_pieces.npz'), **_solve(c, params))
+  report['piece_plan'] = solver._chunk_plan(2, 2)
+  solver._CPU_CHUNK_ROWS = rows
 
   # What the solver really gets and returns: arrays spread over the 8 devices.
   nets = Nets(c)
@@ -209,11 +215,13 @@ def test_1_device_checkpoint_restores_replicated_on_8(runs):
     np.testing.assert_array_equal(a, b)
 
 
-def test_sharded_solve_of_13_images_equals_1_device(runs):
+@pytest.mark.parametrize('name', ['solve_8', 'solve_8_pieces'])
+def test_sharded_solve_of_13_images_equals_1_device(runs, name):
   r = runs['report']
   assert r['solver_input_devices'] == 8 and r['solver_input_rows'] == 16  # 13 padded to 16
   assert r['solver_output_devices'] == 8 and r['solver_output_shard_rows'] == [2]
-  with np.load(os.path.join(runs['dir'], 'solve_8.npz')) as f:
+  assert r['piece_plan'] == [2, 1]  # a device's 2 images: 2 pieces of 1
+  with np.load(os.path.join(runs['dir'], name + '.npz')) as f:
     for k, v in runs['solve_1'].items():
       assert f[k].shape[0] == N_SOLVE
       np.testing.assert_allclose(f[k], v, atol=1e-4, rtol=1e-5, err_msg=k)
@@ -315,3 +323,24 @@ if __name__ == '__main__':
     child(sys.argv[2])
   else:
     sys.exit('usage: python tests/test_parallel.py child OUTDIR (started by pytest)')
+
+
+def _split_cpu_child(env: dict) -> str:
+  code = ('from ge_jax import parallel, errors\n'
+          'try:\n  print(parallel.split_cpu())\nexcept errors.UserError as e:\n  print("error:", e)\n'
+          'import jax; print(jax.device_count())')
+  full = {k: v for k, v in os.environ.items() if k not in ('XLA_FLAGS', 'GE_JAX_CPU_DEVICES')}
+  full.update(PYTHONPATH=ROOT, JAX_PLATFORMS='cpu', **env)
+  return subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=full, capture_output=True, text=True,
+                        timeout=120).stdout.split()
+
+
+def test_split_cpu_one_device_per_core_unless_told():
+  cores = len(os.sched_getaffinity(0))
+  assert _split_cpu_child({}) == ([str(cores), str(cores)] if cores > 1 else ['None', '1'])
+  assert _split_cpu_child({'GE_JAX_CPU_DEVICES': '3'}) == ['3', '3']
+  assert _split_cpu_child({'GE_JAX_CPU_DEVICES': '1'}) == ['None', '1']
+  # The user's own XLA flag wins.
+  assert _split_cpu_child({'XLA_FLAGS': '--xla_force_host_platform_device_count=5'}) == ['None', '5']
+  out = _split_cpu_child({'GE_JAX_CPU_DEVICES': 'many'})
+  assert out[0] == 'error:' and 'GE_JAX_CPU_DEVICES' in ' '.join(out)

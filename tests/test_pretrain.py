@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -108,7 +109,22 @@ def test_half_written_checkpoint_is_ignored(tiny_config, tmp_path):
 
 
 def test_checkpoint_of_another_config_is_refused(tiny_workdir, tiny_config):
+  ds = data.load(tiny_config.data)
+  wider = tiny_config.copy_and_resolve_references()
+  wider.model.g_width = tiny_config.model.g_width * 2
+  with pytest.raises(UserError, match='model.g_width'):
+    pretrain.train_gan(wider, tiny_workdir, ds, progress=False)
+  tiny_config.ae.code_dim = tiny_config.ae.code_dim + 1
+  with pytest.raises(UserError, match='ae.code_dim'):
+    pretrain.load_trained(tiny_config, tiny_workdir)
+
+
+def test_gan_is_shared_by_an_ae_of_another_code_size(tiny_workdir, tiny_config, tmp_path, capsys):
+  # Each phase checks only the shapes of its own networks: a trained GAN serves a new AE config.
+  shutil.copytree(os.path.join(tiny_workdir, 'gan'), tmp_path / 'gan')
   tiny_config.ae.code_dim = tiny_config.ae.code_dim + 1
   ds = data.load(tiny_config.data)
-  with pytest.raises(UserError, match='ae.code_dim'):
-    pretrain.train_gan(tiny_config, tiny_workdir, ds, progress=False)
+  g = pretrain.train_gan(tiny_config, str(tmp_path), ds, progress=False)
+  assert 'already trained' in capsys.readouterr().out
+  from configs import mnist_tiny
+  _leaves_equal(g['g_ema'], pretrain.load_trained(mnist_tiny.get_config(), tiny_workdir)['generator'])

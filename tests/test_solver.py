@@ -285,3 +285,27 @@ def test_encode_all_and_reconstruct_ae_match_direct_calls():
   np.testing.assert_allclose(solver.encode_all(nets, params, x, 4), nets.E(ap, x), rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(solver.reconstruct_ae(nets, params, x, 4), nets.Dec(ap, nets.E(ap, x)),
                              rtol=1e-5, atol=1e-6)
+
+
+def test_mean_output_averages_the_restarts_results():
+  nets = SineNets()
+  x0 = np.asarray(nets.G(LIN_PARAMS['generator'], latents(8, 4)))
+  best_spec = SolverSpec('gan', steps=40, restarts=2, n_init=1)
+  best = run(best_spec, x0, nets=nets, lr=0.05)
+  mean = run(dataclasses.replace(best_spec, output='mean'), x0, nets=nets, lr=0.05)
+  # Same keys, same restarts: only the returned image changes.
+  np.testing.assert_allclose(mean.restart_objectives, best.restart_objectives, rtol=1e-6)
+  np.testing.assert_allclose(mean.z, best.z, rtol=1e-6)
+  # With R = 2 and lam = 0, 2 * mean - best is the other restart's G(z), whose objective
+  # ||G(z) - x||^2 the solver reports as the larger of the two restart objectives.
+  other = 2 * mean.x - best.x
+  np.testing.assert_allclose(np.sum((other - x0) ** 2, axis=(1, 2, 3)), best.restart_objectives.max(axis=1),
+                             rtol=1e-3, atol=1e-5)
+  assert not np.allclose(mean.x, best.x, atol=1e-3)  # the restarts differ here
+
+
+def test_mean_output_needs_restarts():
+  with pytest.raises(UserError, match='restarts'):
+    SolverSpec('ge', steps=10, restarts=1, n_init=0, output='mean')
+  with pytest.raises(UserError, match='output'):
+    SolverSpec('ge', steps=10, restarts=2, n_init=0, output='median')
