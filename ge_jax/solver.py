@@ -319,8 +319,7 @@ def _make_solver(nets, spec: SolverSpec, forward: Forward | None) -> Callable[..
     # batch in its own pieces, concurrently: XLA runs one device's convolutions on about one core.
     n_dev = mesh.devices.size
     per = -(-b // n_dev)
-    pad = lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], per * n_dev - b, axis=0)]) if per * n_dev > b else a
-    batch = jax.tree.map(pad, (target, op_params, indices, lr, lam))
+    batch = jax.tree.map(lambda a: _repeat_last(a, per * n_dev), (target, op_params, indices, lr, lam))
     n_valid = jnp.asarray(b if n_valid is None else n_valid, jnp.int32)
 
     def local(params, batch, key, n_valid):
@@ -341,8 +340,7 @@ def _make_solver(nets, spec: SolverSpec, forward: Forward | None) -> Callable[..
     n, c = plan  # n chunks of c images, solved one after the other (images are independent)
 
     def split(a):
-      a = jnp.concatenate([a, jnp.repeat(a[-1:], n * c - b, axis=0)]) if n * c > b else a
-      return a.reshape((n, c) + a.shape[1:])
+      return _repeat_last(a, n * c).reshape((n, c) + a.shape[1:])
 
     def one(chunk):
       target, op_params, indices, lr, lam = chunk
@@ -372,6 +370,11 @@ def _make_solver(nets, spec: SolverSpec, forward: Forward | None) -> Callable[..
 # padded last batch (n_valid). With 2 CPU devices on 2 cores (batch 256, R = 4), 16 rows ran at
 # 71-75 images/s, 32 at 70, 64 at 68-70, 128 at 60-65; on one device 16 and 128 tied (36-38).
 _CPU_CHUNK_ROWS = 16
+
+
+def _repeat_last(a: Array, size: int) -> Array:
+  """Pads the leading axis to `size` by repeating the last row (inside jit; `_pad` is numpy's)."""
+  return jnp.concatenate([a, jnp.repeat(a[-1:], size - a.shape[0], axis=0)]) if size > a.shape[0] else a
 
 
 _SHARD_CPU = True  # False: solve on one CPU device even when there are several (benchmarks compare)
