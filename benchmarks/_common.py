@@ -126,3 +126,13 @@ def table(rows: list[dict], cols: list[tuple[str, str, str]]) -> str:
   lines = ['  '.join(c[i].rjust(widths[i]) if i else c[i].ljust(widths[i]) for i in range(len(cols))) for c in cells]
   lines.insert(1, '  '.join('-' * w for w in widths))
   return '\n'.join(lines)
+
+
+def write_json(path: str | None, result: dict) -> None:
+  """Writes a benchmark's results (making the folder) and says where; nothing when path is None."""
+  if not path:
+    return
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, 'w') as f:
+    json.dump(result, f, indent=2)
+  print(f'wrote {path}')

@@ -26,7 +26,6 @@ import shutil
 import sys
 import tempfile
 import time
-from typing import Any
 
 if __package__ in (None, ''):
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -295,7 +294,6 @@ def conv_layers(cfg) -> list[dict]:
 def layer_profile(cfg, rows: int, ceiling: float, loops: int = 10) -> list[dict]:
   """FLOP/s of each conv layer alone (forward + input gradient, the solver's work) on `rows` rows."""
   import jax
-  import jax.numpy as jnp
   from ge_jax import models
   out = []
   for l in conv_layers(cfg):
@@ -386,7 +384,6 @@ def _child_argv(kind: str, opts: Options, b: int) -> list[str]:
 
 def run(opts: Options, log=print) -> dict:
   """Measures everything; returns the JSON-ready results."""
-  import jax
   cfg = load_config(opts.config, opts.conv_impl)
   info = _common.machine()
   n_max = max(max(opts.batch_sizes), opts.headline_batch, opts.loop_images, opts.torch_loop_images)
@@ -544,11 +541,7 @@ def main(argv=None) -> int:
   print()
   print_table(res)
   print(f'({res["wall_s"]:.0f} s)')
-  if a.json:
-    os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
-    with open(a.json, 'w') as f:
-      json.dump(res, f, indent=2)
-    print(f'wrote {a.json}')
+  _common.write_json(a.json, res)
   return 0
 
 

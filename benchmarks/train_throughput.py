@@ -14,7 +14,6 @@ run. The PyTorch peer runs the same losses, optimisers and batches eagerly.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -22,7 +21,6 @@ import time
 if __package__ in (None, ''):
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np
 
 from benchmarks import _common
 from benchmarks.solver_throughput import load_config
@@ -109,6 +107,17 @@ def bench_jax(cfg, impl: str, steps: int) -> list[dict]:
   return rows
 
 
+def _torch_seconds_per_call(step, real, n: int, device) -> float:
+  """Mean seconds of n calls of a PyTorch train step (already warmed up), synchronised at both ends."""
+  from benchmarks import peer_pytorch as pt
+  pt.sync(device)
+  t0 = time.perf_counter()
+  for _ in range(n):
+    step(real)
+  pt.sync(device)
+  return (time.perf_counter() - t0) / n
+
+
 def bench_torch(cfg, steps: int) -> list[dict]:
   import jax
   import torch
@@ -128,24 +137,14 @@ def bench_torch(cfg, steps: int) -> list[dict]:
   n = max(every, steps - steps % every)
   for _ in range(every):
     gan(real)
-  pt.sync(device)
-  t0 = time.perf_counter()
-  for _ in range(n):
-    gan(real)
-  pt.sync(device)
-  rows.append(dict(method='torch eager', phase='gan', batch=b, s_per_step=(time.perf_counter() - t0) / n))
+  rows.append(dict(method='torch eager', phase='gan', batch=b, s_per_step=_torch_seconds_per_call(gan, real, n, device)))
   n_gen = pretrain.generated_count(cfg.ae)
   real = torch.rand((int(cfg.ae.batch_size) - n_gen,) + shape, device=device) * 2 - 1
   g = pt.build(cfg, {'generator': params['generator']}, device)['G']
   ae = pt.AeStep(nets, g, cfg.ae, n_gen, cfg.model.latent_dim)
   ae(real)
-  pt.sync(device)
-  t0 = time.perf_counter()
-  for _ in range(steps):
-    ae(real)
-  pt.sync(device)
   rows.append(dict(method='torch eager', phase='ae', batch=int(cfg.ae.batch_size),
-                   s_per_step=(time.perf_counter() - t0) / steps, torch=torch.__version__))
+                   s_per_step=_torch_seconds_per_call(ae, real, steps, device), torch=torch.__version__))
   return rows
 
 
@@ -207,10 +206,7 @@ def main(argv=None) -> int:
     if res.get(k) is not None:
       print(f'{k}: {res[k]:.3g}')
   print(f'({res["wall_s"]:.0f} s)')
-  if a.json:
-    with open(a.json, 'w') as f:
-      json.dump(res, f, indent=2)
-    print(f'wrote {a.json}')
+  _common.write_json(a.json, res)
   return 0
 
 

@@ -5,7 +5,6 @@ import os
 import time
 
 import numpy as np
-import pytest
 
 from conftest import error_line as _error_line, run_cli
 

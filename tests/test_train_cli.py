@@ -9,7 +9,6 @@ import sys
 import time
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from conftest import ROOT, error_line as _error_line, run_cli
