@@ -30,7 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.base_size = 7         # spatial size after G's first dense layer
   c.model.g_final = 'conv'       # conv (x2 stages, then 3x3 conv) | subpixel (last x2 straight to pixels)
   c.model.g_norm = 'none'        # none | pixel (per-image feature normalisation in G)
-  c.model.conv_impl = 'stride1' # stride1 | xla | matmul (same parameters and maps; stride1 is fastest on CPU)
+  c.model.conv_impl = 'auto'    # auto (stride1 on CPU, xla elsewhere) | stride1 | xla | matmul: same maps and parameters
 
   # --- GAN pre-training -----------------------------------------------------
   c.gan = ml_collections.ConfigDict()

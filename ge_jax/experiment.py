@@ -78,7 +78,7 @@ def method_setting(solve_cfg, name: str, method: str):
 
 def restore(config, params, *, task: str, clean: np.ndarray | None = None, corrupted: np.ndarray | None = None,
             indices: np.ndarray | None = None, methods=METHODS, progress: bool = True,
-            record_every: int = 0, place=None) -> Outcome:
+            record_every: int = 0, place=None, plan=None) -> Outcome:
   """Corrupts `clean` with `task` (or takes `corrupted` as given, task 'none') and restores it.
 
   Args:
@@ -91,6 +91,7 @@ def restore(config, params, *, task: str, clean: np.ndarray | None = None, corru
     methods: subset of METHODS.
     record_every: keep z every k solver steps (for convergence curves), 0 = off.
     place: sharding hook passed to the solver (see parallel.py).
+    plan: the solver's ExecutionPlan (default: solver.ExecutionPlan.auto()).
   """
   nets = Nets(config)
   unknown = [m for m in methods if m not in METHODS]
@@ -148,11 +149,11 @@ def restore(config, params, *, task: str, clean: np.ndarray | None = None, corru
           nets, spec, params, target, key, lr=method_setting(scfg, 'lr', method),
           lam=method_setting(scfg, 'lam', method), batch_size=bs,
           op_params=op_params if method == 'csgm' else None, indices=indices,
-          forward=op.forward if method == 'csgm' else None, progress=progress, place=place)
+          forward=op.forward if method == 'csgm' else None, progress=progress, place=place, plan=plan)
       recon[method], objective[method], traces[method] = res.x, res.objective, res.loss_trace
       if res.z_trace is not None:
         z_traces[method] = res.z_trace
-      diverged[method] = [int(i) for i in res.diverged]
+      diverged[method] = [int(i) for i in indices[res.diverged]]
   wall = time.time() - t0
   return Outcome(task=task, description=op.description, indices=indices, clean=clean, corrupted=corrupted,
                  recon=recon, objective=objective, loss_trace=traces, diverged=diverged, notes=notes,

@@ -18,6 +18,7 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 
+from ge_jax import batching
 from ge_jax.errors import UserError
 
 DATA = 'data'
@@ -155,16 +156,6 @@ def pad_to_multiple(n: int, k: int) -> int:
   return -(-int(n) // int(k)) * int(k)
 
 
-def pad_rows(a: np.ndarray, size: int) -> np.ndarray:
-  """Pads the leading axis to `size` by repeating the last row (padding is dropped later)."""
-  a = np.asarray(a)
-  if a.shape[0] >= size:
-    return a
-  if a.shape[0] == 0:
-    return np.zeros((size,) + a.shape[1:], a.dtype)
-  return np.concatenate([a, np.repeat(a[-1:], size - a.shape[0], axis=0)], axis=0)
-
-
 def shardable(global_size: int, mesh) -> bool:
   """Whether a batch of `global_size` rows splits evenly over the mesh's devices."""
   return global_size % num_devices(mesh) == 0
@@ -224,7 +215,7 @@ def solver_place(mesh) -> Callable[[Any], Any]:
   def place(tree):
     def put(a):
       a = np.asarray(a)
-      return jax.device_put(pad_rows(a, pad_to_multiple(a.shape[0], n_dev)), sharding)
+      return jax.device_put(batching.pad_rows(a, pad_to_multiple(a.shape[0], n_dev)), sharding)
 
     return jax.tree.map(put, tree)
 

@@ -1,15 +1,6 @@
-"""Latent solver: z* = argmin_z f(z) + lam * prior(z), returned as G(z*).
+"""Latent solver: z* = argmin_z f(z) + lam * prior(z), returned as G(z*). The objective is first.
 
-Objectives, per image (sums of squares, not means):
-
-  'ge'    f(z) = ||E(G(z)) - m||^2        target m = E(x), a code (code_dim,)
-  'gan'   f(z) = ||G(z) - x||^2           target x, an image (H, W, C)
-  'csgm'  f(z) = ||A(G(z); p) - y||^2     target y = measurements; A = `forward`, p = op params
-
-Priors: 'l2' (lam * sum z^2, the paper), 'l1' (lam * sum |z|, the original code), 'sphere' (no
-penalty; z is projected onto the sphere of radius sqrt(latent_dim) at init and after every step).
-
-Algorithm, for every image and each of R restarts (all vmapped, one compiled function):
+For every image and each of R restarts (all vmapped, one compiled function):
   1. best-of-`n_init` random z ~ N(0, I), chosen by the objective (incl. prior);
   2. `steps` Adam steps inside `lax.scan`, keeping the best z by objective seen on the way
      (so a restart never ends worse than its initial point);
@@ -17,16 +8,17 @@ Algorithm, for every image and each of R restarts (all vmapped, one compiled fun
      solver never sees one).
 
 Randomness is per image: `fold_in(key, global_index)`, then `fold_in(., restart)`, so an image's
-result does not depend on its batch-mates, on the chunking, or on R (restart r is the same for any
-R > r).
+result does not depend on its batch-mates, on the scheduling, or on R (restart r is the same for
+any R > r).
 
-`make_solver` gives the jitted batch function; `solve_all` is the host driver (padded chunks, one
-compilation for any N, progress bar, numpy out, divergence report). On a single CPU device the
-jitted function solves its batch in pieces of ~128 rows, one after the other (see _chunk_plan).
+`solve_batch` is that maths for one batch (pure). `make_solver` jits it under an `ExecutionPlan`
+(pieces, devices, precision: how a batch runs, never what it computes); `solve_all` is the host
+driver (padded chunks, one compilation for any N, progress bar, numpy out).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -39,22 +31,63 @@ import optax
 from jax import lax
 from tqdm.auto import tqdm
 
-from ge_jax import parallel
+from ge_jax import batching, models, parallel
 from ge_jax.errors import UserError
 
 Array = jax.Array
 PyTree = Any
 Forward = Callable[[Array, PyTree], Array]
 
+
+# --- the objective ----------------------------------------------------------------------------------
+
+
+def objective(nets, spec: SolverSpec, params: PyTree, z: Array, target: Array, op_params: PyTree, lam: Array,
+              forward: Forward | None = None) -> Array:
+  """f(z) + lam * prior(z) for z (B, R, d), per image and restart: (B, R). Sums of squares, not means.
+
+    'ge'    f(z) = ||E(G(z)) - m||^2    m = E(y), the code of the observation (the paper)
+    'gan'   f(z) = ||G(z) - y||^2       y, the observed image
+    'csgm'  f(z) = ||A(G(z)) - y||^2    A = forward(., op_params), y the measurements
+    prior   'l2': ||z||^2 (the paper); 'l1': ||z||_1 (the original code); 'sphere': 0 (z projected)
+
+  params: {'generator': ..., 'autoencoder': ...}; target (B, ...); op_params leaves (B, ...); lam (B,).
+  """
+  b, r, d = z.shape
+  x = nets.G(params['generator'], z.reshape(b * r, d))  # the networks see one flat batch of B * R
+  if spec.objective == 'ge':
+    x = nets.E(params['autoencoder'], x)
+  elif spec.objective == 'csgm':
+    x = forward(x, jax.tree.map(lambda a: jnp.repeat(a, r, axis=0), op_params))
+  x = x.reshape((b, r) + x.shape[1:])
+  data = jnp.sum(jnp.square(x - target[:, None]), axis=tuple(range(2, x.ndim)))
+  return data + lam[:, None] * _prior(spec, z)
+
+
+def _prior(spec: SolverSpec, z: Array) -> Array:
+  """Unweighted prior of z (..., d) -> (...)."""
+  if spec.prior == 'l2':
+    return jnp.sum(z * z, axis=-1)
+  if spec.prior == 'l1':
+    return jnp.sum(jnp.abs(z), axis=-1)
+  return jnp.zeros(z.shape[:-1], z.dtype)
+
+
+def _project(spec: SolverSpec, z: Array) -> Array:
+  """The 'sphere' prior's projection onto the sphere of radius sqrt(d); identity otherwise."""
+  if spec.prior != 'sphere':
+    return z
+  norm = jnp.sqrt(jnp.sum(z * z, axis=-1, keepdims=True))
+  return z * (math.sqrt(z.shape[-1]) / norm)
+
+
+# --- what is solved: the spec and the result ----------------------------------------------------------
+
 OBJECTIVES = ('ge', 'gan', 'csgm')
 PRIORS = ('l2', 'l1', 'sphere')
 SCHEDULES = ('constant', 'cosine')
 OUTPUTS = ('best', 'mean')
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
-
-
-def _is_int(v) -> bool:
-  return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,18 +118,15 @@ class SolverSpec:
   def __post_init__(self):
     if self.objective not in OBJECTIVES:
       raise UserError(f'objective={self.objective!r} is not one of {", ".join(map(repr, OBJECTIVES))}.')
-    if self.prior not in PRIORS:
-      raise UserError(f'config.solve.prior={self.prior!r} is not one of {", ".join(map(repr, PRIORS))}.')
-    if self.schedule not in SCHEDULES:
-      raise UserError(
-          f'config.solve.schedule={self.schedule!r} is not one of {", ".join(map(repr, SCHEDULES))}.')
-    if self.output not in OUTPUTS:
-      raise UserError(f'config.solve.output={self.output!r} is not one of {", ".join(map(repr, OUTPUTS))}.')
+    for name, allowed in (('prior', PRIORS), ('schedule', SCHEDULES), ('output', OUTPUTS)):
+      if getattr(self, name) not in allowed:
+        raise UserError(f'config.solve.{name}={getattr(self, name)!r} is not one of '
+                        f'{", ".join(map(repr, allowed))}.')
     if self.output == 'mean' and self.restarts < 2:
       raise UserError("config.solve.output='mean' averages over restarts; set config.solve.restarts >= 2.")
     for name, low in (('steps', 1), ('restarts', 1), ('n_init', 0), ('record_every', 0)):
       v = getattr(self, name)
-      if not _is_int(v) or v < low:
+      if not batching.is_int(v) or v < low:
         raise UserError(f'config.solve.{name}={v!r} must be an integer >= {low}.')
     if self.record_every > self.steps:
       raise UserError(f'config.solve.record_every={self.record_every} exceeds config.solve.steps='
@@ -133,8 +163,9 @@ class Result(NamedTuple):
     loss_trace: objective at the iterate before each step t = 0..K-1, chosen restart (N, K).
     z_trace: None, or the chosen restart's z after steps record_every, 2 * record_every, ...
       (N, K // record_every, latent_dim).
-    diverged: in `make_solver`'s output a bool mask (N,); in `solve_all`'s an int array of the global
-      indices of images whose objective, output or chosen trajectory is not finite.
+    diverged: a bool mask (N,), everywhere (jitted solver and `solve_all`): True where the
+      objective, the output or the chosen trajectory is not finite. Global indices of those
+      images: `indices[diverged]`.
   """
   x: Array
   z: Array
@@ -142,7 +173,94 @@ class Result(NamedTuple):
   restart_objectives: Array
   loss_trace: Array
   z_trace: Array | None
-  diverged: Array | np.ndarray
+  diverged: Array
+
+
+# --- one batch, one piece: the pure solve -------------------------------------------------------------
+
+
+def solve_batch(nets, spec: SolverSpec, forward: Forward | None, params: PyTree, key: Array, batch) -> Result:
+  """The whole solve of one batch in one piece: initial draws, Adam in lax.scan, selection.
+
+  batch = (target, op_params, indices, lr, lam), each with the B images as leading axis (lr and
+  lam (B,) float32, indices (B,) global image indices). Pure: jit it, or use `make_solver`.
+  """
+  target, op_params, indices, lr, lam = batch
+  f = lambda z: objective(nets, spec, params, z, target, op_params, lam, forward)
+  z0 = _initial_z(spec, f, nets.latent_dim, indices, key)
+  best_z, best_obj, objs, z_trace = _descend(spec, f, z0, lr)
+  return _select(spec, nets, params, best_z, best_obj, objs, z_trace)
+
+
+def _keep_better(z, obj, best_z, best_obj):
+  """Per (image, restart), z and its objective where it is lower than the best so far (NaN never wins)."""
+  better = obj < best_obj
+  return jnp.where(better[..., None], z, best_z), jnp.where(better, obj, best_obj)
+
+
+def _initial_z(spec: SolverSpec, f: Callable, d: int, indices: Array, key: Array) -> Array:
+  """Best of n_init draws per (image, restart), by objective; (B, R, d)."""
+  n = max(spec.n_init, 1)
+
+  def draws(index):
+    k = jax.random.fold_in(key, index)
+    keys = jax.vmap(lambda r: jax.random.fold_in(k, r))(jnp.arange(spec.restarts))
+    return jax.vmap(lambda kr: jax.random.normal(kr, (n, d), jnp.float32))(keys)  # (R, n, d)
+
+  cand = _project(spec, jax.vmap(draws)(indices))  # (B, R, n, d)
+  if n == 1:
+    return cand[:, :, 0]
+
+  def pick(best, zc):  # one candidate per (image, restart) at a time: memory O(B R)
+    return _keep_better(zc, f(zc), *best), None
+
+  start = (cand[:, :, 0], jnp.full(cand.shape[:2], jnp.inf, jnp.float32))
+  (best_z, _), _ = lax.scan(pick, start, jnp.moveaxis(cand, 2, 0))
+  return best_z
+
+
+def _descend(spec: SolverSpec, f: Callable, z0: Array, lr: Array):
+  """K Adam steps from z0 (B, R, d), per (image, restart); the best z and objective on the way
+  (the last iterate included), the objective before each step (K, B, R) and the recorded z."""
+  tx = optax.scale_by_adam(b1=ADAM_B1, b2=ADAM_B2, eps=ADAM_EPS)
+  update = jax.vmap(jax.vmap(tx.update))
+
+  def total(z):
+    obj = f(z)
+    return jnp.sum(obj), obj  # images are independent: d(sum)/dz[b, r] = d obj[b, r] / dz[b, r]
+
+  value_and_grad = jax.value_and_grad(total, has_aux=True)
+
+  def step(carry, t):
+    z, opt_state, best_z, best_obj = carry
+    (_, obj), g = value_and_grad(z)
+    best_z, best_obj = _keep_better(z, obj, best_z, best_obj)
+    u, opt_state = update(g, opt_state)
+    z = _project(spec, z - (lr * _schedule(spec, t))[:, None, None] * u)
+    return (z, opt_state, best_z, best_obj), obj
+
+  carry = (z0, jax.vmap(jax.vmap(tx.init))(z0), z0, jnp.full(z0.shape[:2], jnp.inf, jnp.float32))
+  k, rec = spec.steps, spec.record_every
+  ts = jnp.arange(k, dtype=jnp.float32)
+  z_trace = None
+  if rec:  # scans of `rec` steps inside a scan, z kept after each
+    n_rec = k // rec
+
+    def chunk(carry, ts_chunk):
+      carry, objs = lax.scan(step, carry, ts_chunk)
+      return carry, (objs, carry[0])
+
+    carry, (objs, zs) = lax.scan(chunk, carry, ts[:n_rec * rec].reshape(n_rec, rec))
+    objs = objs.reshape((n_rec * rec,) + objs.shape[2:])
+    if k > n_rec * rec:
+      carry, rest = lax.scan(step, carry, ts[n_rec * rec:])
+      objs = jnp.concatenate([objs, rest])
+    z_trace = jnp.moveaxis(zs, 0, 2)  # (B, R, n_rec, d)
+  else:
+    carry, objs = lax.scan(step, carry, ts)
+  z, _, best_z, best_obj = carry
+  best_z, best_obj = _keep_better(z, f(z), best_z, best_obj)  # the last iterate counts too
+  return best_z, best_obj, objs, z_trace
 
 
 def _schedule(spec: SolverSpec, t: Array) -> Array:
@@ -151,267 +269,191 @@ def _schedule(spec: SolverSpec, t: Array) -> Array:
   return jnp.ones_like(t, jnp.float32)
 
 
-def _prior(spec: SolverSpec, z: Array) -> Array:
-  """Unweighted prior of z (..., d) -> (...)."""
-  if spec.prior == 'l2':
-    return jnp.sum(z * z, axis=-1)
-  if spec.prior == 'l1':
-    return jnp.sum(jnp.abs(z), axis=-1)
-  return jnp.zeros(z.shape[:-1], z.dtype)
+def _select(spec: SolverSpec, nets, params: PyTree, best_z, best_obj, objs, z_trace) -> Result:
+  """Per image, the restart with the lowest objective (never a clean image), and its output."""
+  b, big_r = best_obj.shape
+  r = jnp.argmin(best_obj, axis=1)  # (B,)
+  take = lambda a: jnp.take_along_axis(a, r.reshape((b, 1) + (1,) * (a.ndim - 2)), axis=1)[:, 0]
+  z_star = take(best_z)
+  if spec.output == 'mean':
+    xs = nets.G(params['generator'], best_z.reshape(b * big_r, -1))
+    xs = xs.reshape((b, big_r) + xs.shape[1:])
+    ok = jnp.isfinite(best_obj).reshape((b, big_r) + (1,) * (xs.ndim - 2))
+    x = jnp.sum(jnp.where(ok, xs, 0.), axis=1) / jnp.maximum(jnp.sum(ok, axis=1), 1)
+    x = jnp.where(jnp.any(ok, axis=1), x, jnp.nan)  # no finite restart: reported as diverged
+  else:
+    x = nets.G(params['generator'], z_star)
+  obj_star = take(best_obj)
+  loss_trace = take(jnp.moveaxis(objs, 0, 2))  # (B, K)
+  diverged = (~jnp.isfinite(obj_star) | ~jnp.all(jnp.isfinite(x.reshape(b, -1)), axis=1)
+              | ~jnp.all(jnp.isfinite(loss_trace), axis=1))
+  return Result(x=x, z=z_star, objective=obj_star, restart_objectives=best_obj, loss_trace=loss_trace,
+                z_trace=None if z_trace is None else take(z_trace), diverged=diverged)
 
 
-def _project(spec: SolverSpec, z: Array) -> Array:
-  if spec.prior != 'sphere':
-    return z
-  norm = jnp.sqrt(jnp.sum(z * z, axis=-1, keepdims=True))
-  return z * (math.sqrt(z.shape[-1]) / norm)
+# --- how a batch runs: the execution plan ---------------------------------------------------------
+
+# Rows (images x restarts) per piece on a CPU device: a whole solve of a few rows keeps the networks'
+# activations in the core's caches, where one piece of 1024 rows streams them through memory at
+# every layer (a CPU gains nothing from wider batches); pieces also bound the memory of any batch
+# size and let `solve_all` skip the pieces of a padded last batch. Measurements:
+# benchmarks/RESULTS.md.
+CPU_PIECE_ROWS = 16
+# Matmul and convolution precision of the solver on GPU and TPU: full float32, so an accelerator
+# computes the numbers of the CPU reference (TF32 / one bf16 pass round the inputs to 10 / 7
+# mantissa bits, while the solver drives its objective to ~1e-3 of its start). scripts/gpu_check.sh
+# measures speed and PSNR at 'highest' and 'tensorfloat32' side by side; lower this only on its
+# evidence (equal PSNR, real speed-up).
+ACCELERATOR_MATMUL_PRECISION = 'highest'
+_PRECISIONS = ('default', 'high', 'highest', 'bfloat16', 'tensorfloat32', 'float32')
 
 
-def _sum_rest(a: Array, n_lead: int = 2) -> Array:
-  return jnp.sum(a, axis=tuple(range(n_lead, a.ndim)))
+@dataclasses.dataclass(frozen=True)
+class ExecutionPlan:
+  """How the jitted solver runs a batch on the hardware; part of its compile-cache key.
+
+  The plan never changes what is computed: pieces and devices give the same numbers to float
+  rounding (images are independent). matmul_precision can, on GPU and TPU only.
+
+  Attributes:
+    piece_rows: 0 = each device solves its share of the batch in one piece; else in pieces of
+      about this many rows (images x restarts, at least one image), one after the other; pieces
+      holding only padding (`n_valid`) are skipped.
+    mesh: None = one device; else a 1-D mesh (axis parallel.DATA) over several devices of this
+      process, each solving its share of the batch concurrently (shard_map). XLA runs one CPU
+      device's small convolutions on about one core, so a CPU split into one device per core
+      (parallel.split_cpu) solves ~2x faster on 2 cores.
+    matmul_precision: None = JAX's setting; else a `jax.default_matmul_precision` name used while
+      tracing the solver.
+  """
+  piece_rows: int = 0
+  mesh: jax.sharding.Mesh | None = None
+  matmul_precision: str | None = None
+
+  def __post_init__(self):
+    if not batching.is_int(self.piece_rows) or self.piece_rows < 0:
+      raise UserError(f'piece_rows={self.piece_rows!r} must be an integer >= 0 (0: one piece).')
+    if self.mesh is not None and self.mesh.axis_names != (parallel.DATA,):
+      raise UserError(f'the solver mesh needs the one axis {parallel.DATA!r}, got {self.mesh.axis_names}.')
+    if self.matmul_precision not in (None,) + _PRECISIONS:
+      raise UserError(f'matmul_precision={self.matmul_precision!r} is not None or one of '
+                      f'{", ".join(map(repr, _PRECISIONS))}.')
+
+  @classmethod
+  def auto(cls) -> 'ExecutionPlan':
+    """The plan for this process's devices: on CPU, pieces of CPU_PIECE_ROWS rows on every CPU
+    device; on GPU / TPU, one piece at ACCELERATOR_MATMUL_PRECISION (the batch is spread over
+    devices by the caller's shardings, `parallel.solver_place`); several processes: one piece."""
+    if jax.default_backend() != 'cpu':
+      return cls(matmul_precision=ACCELERATOR_MATMUL_PRECISION)
+    if jax.process_count() > 1:
+      return cls()
+    return cls(piece_rows=CPU_PIECE_ROWS, mesh=parallel.make_mesh() if jax.device_count() > 1 else None)
+
+  def pieces(self, b: int, restarts: int) -> tuple[int, int] | None:
+    """(n pieces, images per piece) for one device's b images, or None: one piece."""
+    per = max(1, self.piece_rows // restarts)
+    if not self.piece_rows or b <= per:
+      return None
+    n = -(-b // per)
+    return n, -(-b // n)
+
+  def precision(self):
+    """The context the solver is traced in."""
+    if self.matmul_precision is None:
+      return contextlib.nullcontext()
+    return jax.default_matmul_precision(self.matmul_precision)
 
 
-def make_solver(nets, spec: SolverSpec, forward: Forward | None = None) -> Callable[..., Result]:
-  """The jitted batch solver of a spec (cached: same (nets, spec, forward) -> same function).
+def make_solver(nets, spec: SolverSpec, forward: Forward | None = None,
+                plan: ExecutionPlan | None = None) -> Callable[..., Result]:
+  """The jitted batch solver (cached: equal (nets, spec, forward, plan) -> the same function).
 
   Args:
     nets: a `ge_jax.models.Nets` (or anything with G(params, z), E(params, x), latent_dim).
     spec: the static spec.
     forward: for 'csgm' only, the operator `forward(x_batch, params_batch) -> y_batch`.
+    plan: how to run it; default `ExecutionPlan.auto()`.
 
   Returns:
     solve(params, target, op_params, indices, key, lr, lam, n_valid=None) -> Result, where params
     is {'generator': ..., 'autoencoder': ...} ('autoencoder' only for 'ge'), target has the batch B
     as leading axis, op_params is a pytree with leading axis B (may be {}), indices (B,) int global
     image indices, key a PRNG key, lr and lam float32 arrays of shape () or (B,). Values of lr and
-    lam never recompile; a new B or spec does. n_valid (an int32 scalar, optional): only the first
-    n_valid images matter (the rest is padding), so work on the rest may be skipped and their
+    lam never recompile; a new B, spec or plan does. n_valid (an int32 scalar, optional): only the
+    first n_valid images matter (the rest is padding), so work on the rest may be skipped and their
     results are unspecified; its value never recompiles.
   """
-  return _make_solver(nets, spec, forward)
+  return _make_solver(nets, spec, forward, ExecutionPlan.auto() if plan is None else plan)
 
 
 @functools.lru_cache(maxsize=32)
-def _make_solver(nets, spec: SolverSpec, forward: Forward | None) -> Callable[..., Result]:
-  """make_solver's body; the cache holds `nets` (and its compiled solvers) for reuse across calls."""
+def _make_solver(nets, spec: SolverSpec, forward: Forward | None, plan: ExecutionPlan) -> Callable[..., Result]:
   if spec.objective == 'csgm' and forward is None:
     raise UserError("objective='csgm' needs the operator's forward map (forward=...).")
   if spec.objective != 'csgm' and forward is not None:
     raise UserError(f"forward=... is only used by objective='csgm', not {spec.objective!r}.")
-  d = nets.latent_dim
-  big_r = spec.restarts
-  tx = optax.scale_by_adam(b1=ADAM_B1, b2=ADAM_B2, eps=ADAM_EPS)
-
-  def data_term(params, z, target, op_params):
-    """f(z) for z (B, R, d) -> (B, R); the networks see one flat batch of B * R."""
-    b = z.shape[0]
-    x = nets.G(params['generator'], z.reshape(b * big_r, d))
-    if spec.objective == 'ge':
-      m = nets.E(params['autoencoder'], x).reshape(b, big_r, -1)
-      return _sum_rest(jnp.square(m - target[:, None]))
-    if spec.objective == 'gan':
-      x = x.reshape((b, big_r) + x.shape[1:])
-      return _sum_rest(jnp.square(x - target[:, None]))
-    rep = jax.tree.map(lambda a: jnp.repeat(a, big_r, axis=0), op_params)
-    y = forward(x, rep)
-    y = y.reshape((b, big_r) + y.shape[1:])
-    return _sum_rest(jnp.square(y - target[:, None]))
-
-  def objective(params, z, target, op_params, lam):
-    return data_term(params, z, target, op_params) + lam[:, None] * _prior(spec, z)
-
-  def total(z, params, target, op_params, lam):
-    obj = objective(params, z, target, op_params, lam)
-    return jnp.sum(obj), obj  # images are independent: d(sum)/dz[b, r] = d obj[b, r] / dz[b, r]
-
-  value_and_grad = jax.value_and_grad(total, has_aux=True)
-  init_state = jax.vmap(jax.vmap(tx.init))
-  update = jax.vmap(jax.vmap(lambda g, s: tx.update(g, s)))
-
-  def initial_z(params, target, op_params, indices, key, lam):
-    """Best of n_init draws per (image, restart), by objective; (B, R, d)."""
-    n = max(spec.n_init, 1)
-
-    def draws(index):
-      k = jax.random.fold_in(key, index)
-      keys = jax.vmap(lambda r: jax.random.fold_in(k, r))(jnp.arange(big_r))
-      return jax.vmap(lambda kr: jax.random.normal(kr, (n, d), jnp.float32))(keys)  # (R, n, d)
-
-    cand = _project(spec, jax.vmap(draws)(indices))  # (B, R, n, d)
-    if n == 1:
-      return cand[:, :, 0]
-
-    def pick(best, zc):  # one candidate per (image, restart) at a time: memory O(B R)
-      best_z, best_obj = best
-      obj = objective(params, zc, target, op_params, lam)
-      better = obj < best_obj
-      return (jnp.where(better[..., None], zc, best_z), jnp.where(better, obj, best_obj)), None
-
-    start = (cand[:, :, 0], jnp.full(cand.shape[:2], jnp.inf, jnp.float32))
-    (best_z, _), _ = lax.scan(pick, start, jnp.moveaxis(cand, 2, 0))
-    return best_z
-
-  def solve_chunk(params, target, op_params, indices, key, lr, lam) -> Result:
-    b = indices.shape[0]
-    z0 = initial_z(params, target, op_params, indices, key, lam)
-
-    def step(carry, t):
-      z, opt_state, best_z, best_obj = carry
-      (_, obj), g = value_and_grad(z, params, target, op_params, lam)
-      better = obj < best_obj  # NaN never wins
-      best_obj = jnp.where(better, obj, best_obj)
-      best_z = jnp.where(better[..., None], z, best_z)
-      u, opt_state = update(g, opt_state)
-      z = _project(spec, z - (lr * _schedule(spec, t))[:, None, None] * u)
-      return (z, opt_state, best_z, best_obj), obj
-
-    carry = (z0, init_state(z0), z0, jnp.full((b, big_r), jnp.inf, jnp.float32))
-    k, rec = spec.steps, spec.record_every
-    ts = jnp.arange(k, dtype=jnp.float32)
-    z_trace = None
-    if rec:
-      n_rec = k // rec
-
-      def chunk(carry, ts_chunk):
-        carry, objs = lax.scan(step, carry, ts_chunk)
-        return carry, (objs, carry[0])
-
-      carry, (objs, zs) = lax.scan(chunk, carry, ts[:n_rec * rec].reshape(n_rec, rec))
-      objs = objs.reshape((n_rec * rec,) + objs.shape[2:])
-      if k > n_rec * rec:
-        carry, rest = lax.scan(step, carry, ts[n_rec * rec:])
-        objs = jnp.concatenate([objs, rest])
-      z_trace = jnp.moveaxis(zs, 0, 2)  # (B, R, n_rec, d)
-    else:
-      carry, objs = lax.scan(step, carry, ts)
-    z, _, best_z, best_obj = carry
-    final = objective(params, z, target, op_params, lam)  # the last iterate counts too
-    better = final < best_obj
-    best_obj = jnp.where(better, final, best_obj)
-    best_z = jnp.where(better[..., None], z, best_z)
-
-    r = jnp.argmin(best_obj, axis=1)  # (B,), by objective only
-    take = lambda a: jnp.take_along_axis(a, r.reshape((b, 1) + (1,) * (a.ndim - 2)), axis=1)[:, 0]
-    z_star = take(best_z)
-    if spec.output == 'mean':
-      xs = nets.G(params['generator'], best_z.reshape(b * big_r, -1))
-      xs = xs.reshape((b, big_r) + xs.shape[1:])
-      ok = jnp.isfinite(best_obj).reshape((b, big_r) + (1,) * (xs.ndim - 2))
-      x = jnp.sum(jnp.where(ok, xs, 0.), axis=1) / jnp.maximum(jnp.sum(ok, axis=1), 1)
-      x = jnp.where(jnp.any(ok, axis=1), x, jnp.nan)  # no finite restart: reported as diverged
-    else:
-      x = nets.G(params['generator'], z_star)
-    obj_star = take(best_obj)
-    loss_trace = take(jnp.moveaxis(objs, 0, 2))  # (B, K)
-    diverged = (~jnp.isfinite(obj_star) | ~jnp.all(jnp.isfinite(x.reshape(b, -1)), axis=1)
-                | ~jnp.all(jnp.isfinite(loss_trace), axis=1))
-    return Result(x=x, z=z_star, objective=obj_star, restart_objectives=best_obj, loss_trace=loss_trace,
-                  z_trace=None if z_trace is None else take(z_trace), diverged=diverged)
+  piece = functools.partial(solve_batch, nets, spec, forward)
 
   def solve(params, target, op_params, indices, key, lr, lam, n_valid=None) -> Result:
     b = indices.shape[0]
     lr = jnp.broadcast_to(jnp.asarray(lr, jnp.float32), (b,))
     lam = jnp.broadcast_to(jnp.asarray(lam, jnp.float32), (b,))
-    mesh = _cpu_mesh()
-    if mesh is None:
-      return solve_local(params, target, op_params, indices, key, lr, lam, n_valid)
-    # Several CPU devices in one process (parallel.split_cpu): each device solves its share of the
-    # batch in its own pieces, concurrently: XLA runs one device's convolutions on about one core.
-    n_dev = mesh.devices.size
-    per = -(-b // n_dev)
-    batch = jax.tree.map(lambda a: _repeat_last(a, per * n_dev), (target, op_params, indices, lr, lam))
-    n_valid = jnp.asarray(b if n_valid is None else n_valid, jnp.int32)
-
-    def local(params, batch, key, n_valid):
-      here = jnp.clip(n_valid - lax.axis_index(parallel.DATA) * per, 0, per)
-      target, op_params, indices, lr, lam = batch
-      return solve_local(params, target, op_params, indices, key, lr, lam, here)
-
-    rows, same = jax.sharding.PartitionSpec(parallel.DATA), jax.sharding.PartitionSpec()
-    out = jax.shard_map(local, mesh=mesh, in_specs=(same, rows, same, same), out_specs=rows,
-                        check_vma=False)(params, batch, key, n_valid)
-    return jax.tree.map(lambda a: a[:b], out)
-
-  def solve_local(params, target, op_params, indices, key, lr, lam, n_valid=None) -> Result:
-    b = indices.shape[0]
-    plan = _chunk_plan(b, big_r)
-    if plan is None:
-      return solve_chunk(params, target, op_params, indices, key, lr, lam)
-    n, c = plan  # n chunks of c images, solved one after the other (images are independent)
-
-    def split(a):
-      return _repeat_last(a, n * c).reshape((n, c) + a.shape[1:])
-
-    def one(chunk):
-      target, op_params, indices, lr, lam = chunk
-      return solve_chunk(params, target, op_params, indices, key, lr, lam)
-
-    chunks = jax.tree.map(split, (target, op_params, indices, lr, lam))
-    if n_valid is None:
-      out = lax.map(one, chunks)
-    else:  # only the chunks holding one of the first n_valid images run; the rest stay zero
-      first = jax.tree.map(lambda a: a[0], chunks)
-      out = jax.tree.map(lambda s: jnp.zeros((n,) + s.shape, s.dtype), jax.eval_shape(one, first))
-
-      def body(j, out):
-        res = one(jax.tree.map(lambda a: a[j], chunks))
-        return jax.tree.map(lambda o, r: o.at[j].set(r), out, res)
-
-      out = lax.fori_loop(0, (jnp.asarray(n_valid, jnp.int32) + c - 1) // c, body, out)
-    return jax.tree.map(lambda a: a.reshape((n * c,) + a.shape[2:])[:b], out)
+    batch = (target, op_params, indices, lr, lam)
+    with plan.precision():
+      if plan.mesh is None:
+        return _in_pieces(piece, plan.pieces(b, spec.restarts), params, key, batch, n_valid)
+      return _on_devices(piece, plan, spec.restarts, params, key, batch, n_valid)
 
   return jax.jit(solve)
 
 
-# Rows (images x restarts) per piece on a CPU device: a whole solve of a few rows keeps the networks'
-# activations in the core's caches, where one batch of 1024 rows streams them through memory at
-# every layer (a CPU gains nothing from wider batches: its convolutions run as fast on 4 rows as on
-# 1024). It also bounds the memory of any batch size and lets `solve_all` skip the pieces of a
-# padded last batch (n_valid). With 2 CPU devices on 2 cores (batch 256, R = 4), 16 rows ran at
-# 71-75 images/s, 32 at 70, 64 at 68-70, 128 at 60-65; on one device 16 and 128 tied (36-38).
-_CPU_CHUNK_ROWS = 16
+def _in_pieces(piece: Callable, pieces: tuple[int, int] | None, params, key, batch, n_valid) -> Result:
+  """piece(params, key, batch) over consecutive pieces of the batch (n, c) = `pieces`, or whole."""
+  if pieces is None:
+    return piece(params, key, batch)
+  n, c = pieces
+  b = batch[2].shape[0]
+  chunks = jax.tree.map(lambda a: _repeat_last(a, n * c).reshape((n, c) + a.shape[1:]), batch)
+  one = lambda chunk: piece(params, key, chunk)
+  if n_valid is None:
+    out = lax.map(one, chunks)
+  else:  # only the pieces holding one of the first n_valid images run; the rest stay zero
+    first = jax.tree.map(lambda a: a[0], chunks)
+    out = jax.tree.map(lambda s: jnp.zeros((n,) + s.shape, s.dtype), jax.eval_shape(one, first))
+
+    def body(j, out):
+      res = one(jax.tree.map(lambda a: a[j], chunks))
+      return jax.tree.map(lambda o, r: o.at[j].set(r), out, res)
+
+    out = lax.fori_loop(0, (jnp.asarray(n_valid, jnp.int32) + c - 1) // c, body, out)
+  return jax.tree.map(lambda a: a.reshape((n * c,) + a.shape[2:])[:b], out)
+
+
+def _on_devices(piece: Callable, plan: ExecutionPlan, restarts: int, params, key, batch, n_valid) -> Result:
+  """Each device of plan.mesh solves its share of the batch (in its pieces), concurrently."""
+  b = batch[2].shape[0]
+  n_dev = plan.mesh.devices.size
+  per = -(-b // n_dev)
+  batch = jax.tree.map(lambda a: _repeat_last(a, per * n_dev), batch)
+  n_valid = jnp.asarray(b if n_valid is None else n_valid, jnp.int32)
+
+  def local(params, batch, key, n_valid):
+    here = jnp.clip(n_valid - lax.axis_index(parallel.DATA) * per, 0, per)
+    return _in_pieces(piece, plan.pieces(per, restarts), params, key, batch, here)
+
+  rows, same = jax.sharding.PartitionSpec(parallel.DATA), jax.sharding.PartitionSpec()
+  out = jax.shard_map(local, mesh=plan.mesh, in_specs=(same, rows, same, same), out_specs=rows,
+                      check_vma=False)(params, batch, key, n_valid)
+  return jax.tree.map(lambda a: a[:b], out)
 
 
 def _repeat_last(a: Array, size: int) -> Array:
-  """Pads the leading axis to `size` by repeating the last row (inside jit; `_pad` is numpy's)."""
+  """Pads the leading axis to `size` by repeating the last row, inside jit (batching.pad_rows on the host)."""
   return jnp.concatenate([a, jnp.repeat(a[-1:], size - a.shape[0], axis=0)]) if size > a.shape[0] else a
 
 
-_SHARD_CPU = True  # False: solve on one CPU device even when there are several (benchmarks compare)
-
-
-def _cpu_mesh() -> jax.sharding.Mesh | None:
-  """A mesh over this process's CPU devices when it has several (parallel.split_cpu), else None."""
-  if not _SHARD_CPU or jax.default_backend() != 'cpu' or jax.device_count() < 2 or jax.process_count() > 1:
-    return None
-  return parallel.make_mesh()
-
-
-def _chunk_plan(b: int, restarts: int) -> tuple[int, int] | None:
-  """(n chunks, images per chunk) for a batch of b images (one CPU device's share), or None (one
-  piece: GPUs, TPUs, multi-process meshes)."""
-  if jax.default_backend() != 'cpu' or jax.process_count() > 1:
-    return None
-  per = max(1, _CPU_CHUNK_ROWS // restarts)
-  if b <= per:
-    return None
-  n = -(-b // per)
-  return n, -(-b // n)
-
-
 # --- host driver -------------------------------------------------------------------------------
-
-
-def _pad(a: np.ndarray, size: int) -> np.ndarray:
-  """Pad the leading axis to `size` by repeating the last row."""
-  n = a.shape[0]
-  if n == size:
-    return a
-  return np.concatenate([a, np.repeat(a[-1:], size - n, axis=0)], axis=0)
-
-
-def _chunks(n: int, batch_size: int):
-  return [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
 
 
 def _per_image(name: str, v, n: int) -> np.ndarray:
@@ -425,7 +467,8 @@ def _per_image(name: str, v, n: int) -> np.ndarray:
 
 def solve_all(nets, spec: SolverSpec, params: PyTree, targets, key: Array, *, lr, lam, batch_size: int,
               op_params: PyTree | None = None, indices=None, forward: Forward | None = None,
-              progress: bool = True, place: Callable[[PyTree], PyTree] | None = None) -> Result:
+              progress: bool = True, place: Callable[[PyTree], PyTree] | None = None,
+              plan: ExecutionPlan | None = None) -> Result:
   """Solve N images in padded chunks of `batch_size` (one compilation for any N).
 
   Args:
@@ -444,17 +487,16 @@ def solve_all(nets, spec: SolverSpec, params: PyTree, targets, key: Array, *, lr
     progress: show a tqdm bar over chunks.
     place: hook applied to each chunk's inputs (a dict of arrays with leading batch axis) before the
       call, e.g. to shard them over devices; default identity.
+    plan: the execution plan (default `ExecutionPlan.auto()`).
 
   Returns:
-    A `Result` of numpy arrays for the N images; `diverged` holds the global indices of images with
-    a non-finite objective, output or chosen trajectory.
+    A `Result` of numpy arrays for the N images; `diverged` is a bool mask (N,).
   """
   targets = np.asarray(targets)
   n = targets.shape[0] if targets.ndim else 0
   if n == 0:
     raise UserError('solve_all got no images (targets is empty).')
-  if not _is_int(batch_size) or batch_size < 1:
-    raise UserError(f'batch_size={batch_size!r} must be an integer >= 1.')
+  batch_size = batching.check_batch_size(batch_size)
   if spec.objective == 'ge' and 'autoencoder' not in params:
     raise UserError("objective='ge' needs params['autoencoder'] (the trained encoder).")
   indices = np.arange(n, dtype=np.int32) if indices is None else np.asarray(indices, np.int32)
@@ -467,14 +509,15 @@ def solve_all(nets, spec: SolverSpec, params: PyTree, targets, key: Array, *, lr
   inputs = dict(target=targets, op_params=op_params, indices=indices,
                 lr=_per_image('lr', lr, n), lam=_per_image('lam', lam, n))
   place = place or (lambda tree: tree)
-  solver = make_solver(nets, spec, forward)
+  solver = make_solver(nets, spec, forward, plan)
 
   pieces, pending = [], None
   bar = tqdm(total=n, desc=f'solve[{spec.objective}]', unit='img', disable=not progress)
-  for start, stop in _chunks(n, batch_size):
-    chunk = jax.tree.map(lambda a: _pad(a[start:stop], batch_size), inputs)
-    # n_valid: on a CPU the solver skips its internal pieces that hold only padding.
-    out = solver(params, key=key, n_valid=np.int32(stop - start), **place(chunk))  # async: overlaps the fetch
+  for start, stop in batching.chunks(n, batch_size):
+    chunk = jax.tree.map(lambda a: batching.pad_rows(a[start:stop], batch_size), inputs)
+    # n_valid: the solver skips its pieces that hold only padding. The call is asynchronous, so
+    # the previous chunk's fetch below overlaps this one's work.
+    out = solver(params, key=key, n_valid=np.int32(stop - start), **place(chunk))
     if pending is not None:
       pieces.append(_fetch(*pending))
       bar.update(pending[1])
@@ -482,10 +525,8 @@ def solve_all(nets, spec: SolverSpec, params: PyTree, targets, key: Array, *, lr
   pieces.append(_fetch(*pending))
   bar.update(pending[1])
   bar.close()
-
-  res = Result(*(None if pieces[0][i] is None else np.concatenate([p[i] for p in pieces])
-                 for i in range(len(Result._fields))))
-  return res._replace(diverged=indices[res.diverged])
+  return Result(*(None if pieces[0][i] is None else np.concatenate([p[i] for p in pieces])
+                  for i in range(len(Result._fields))))
 
 
 def _fetch(out: Result, n_real: int) -> Result:
@@ -493,50 +534,19 @@ def _fetch(out: Result, n_real: int) -> Result:
   return Result(*(None if a is None else parallel.to_host(a)[:n_real] for a in out))
 
 
-def solve(nets, params: PyTree, targets, key: Array, solve_cfg, objective: str, **kwargs) -> Result:
-  """`solve_all` with spec, lr, lam and batch_size read from a `config.solve` block."""
-  spec = SolverSpec.from_config(solve_cfg, objective)
-  return solve_all(nets, spec, params, targets, key, lr=solve_cfg.lr, lam=solve_cfg.lam,
-                   batch_size=solve_cfg.batch_size, **kwargs)
-
-
-# --- autoencoder helpers -------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=32)
-def _jitted(nets, kind: str) -> Callable:
-  if kind == 'encode':
-    return jax.jit(lambda p, x: nets.E(p, x))
-  if kind == 'decode':
-    return jax.jit(lambda p, m: nets.Dec(p, m))
-  return jax.jit(lambda p, x: nets.Dec(p, nets.E(p, x)))
-
-
-def _map_batched(fn: Callable, params: PyTree, x, batch_size: int) -> np.ndarray:
-  x = np.asarray(x)
-  if not _is_int(batch_size) or batch_size < 1:
-    raise UserError(f'batch_size={batch_size!r} must be an integer >= 1.')
-  outs, pending = [], None
-  for start, stop in _chunks(x.shape[0], batch_size):
-    out = fn(params, _pad(x[start:stop], batch_size))
-    if pending is not None:
-      outs.append(np.asarray(pending[0])[:pending[1]])
-    pending = (out, stop - start)
-  if pending is not None:
-    outs.append(np.asarray(pending[0])[:pending[1]])
-  return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
+# --- the autoencoder alone (models.apply_batched on the 'autoencoder' params) -----------------------
 
 
 def encode_all(nets, params: PyTree, x, batch_size: int) -> np.ndarray:
   """Codes E(x) (N, code_dim) of images x (N, H, W, C), in padded chunks; params as for the solver."""
-  return _map_batched(_jitted(nets, 'encode'), params['autoencoder'], x, batch_size)
+  return models.apply_batched(nets.E, params['autoencoder'], x, batch_size)
 
 
 def reconstruct_ae(nets, params: PyTree, x, batch_size: int) -> np.ndarray:
   """The AE-only baseline Dec(E(x)) (N, H, W, C), in padded chunks; params as for the solver."""
-  return _map_batched(_jitted(nets, 'reconstruct'), params['autoencoder'], x, batch_size)
+  return models.apply_batched(nets.reconstruct, params['autoencoder'], x, batch_size)
 
 
 def decode_all(nets, params: PyTree, codes, batch_size: int) -> np.ndarray:
   """Images Dec(m) (N, H, W, C) of codes m (N, code_dim), in padded chunks; params as for the solver."""
-  return _map_batched(_jitted(nets, 'decode'), params['autoencoder'], codes, batch_size)
+  return models.apply_batched(nets.Dec, params['autoencoder'], codes, batch_size)

@@ -104,3 +104,40 @@ def test_bad_sizes_are_user_errors(tiny_config):
   tiny_config.ae.kind = 'gan'
   with pytest.raises(UserError, match='ae.kind'):
     models.Nets(tiny_config)
+
+
+def test_auto_conv_impl_is_the_cpu_form_on_cpu_only(tiny_config):
+  assert models.resolve_conv_impl('auto', 'cpu') == 'stride1'
+  assert models.resolve_conv_impl('auto', 'gpu') == 'xla' == models.resolve_conv_impl('auto', 'tpu')
+  assert models.resolve_conv_impl('matmul', 'gpu') == 'matmul'
+  tiny_config.model.conv_impl = 'auto'
+  assert models.Nets(tiny_config).spec.conv_impl == models.resolve_conv_impl('auto', jax.default_backend())
+  tiny_config.model.conv_impl = 'fast'
+  with pytest.raises(UserError, match='conv_impl'):
+    models.Nets(tiny_config)
+
+
+def test_nets_equal_by_model_settings(tiny_config):
+  a, b = models.Nets(tiny_config), models.Nets(tiny_config.copy_and_resolve_references())
+  assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+  tiny_config.solve.steps += 1  # not a model setting
+  assert models.Nets(tiny_config) == a
+  tiny_config.ae.code_dim += 1
+  assert models.Nets(tiny_config) != a
+
+
+def test_apply_batched_matches_direct_calls_and_compiles_once(tiny_config):
+  traces = []
+
+  class Counting(models.Nets):
+    def E(self, params, x):
+      traces.append(x.shape)
+      return super().E(params, x)
+
+  params = models.init_params(tiny_config, jax.random.key(0))['autoencoder']
+  x = jax.random.uniform(jax.random.key(2), (7, 28, 28, 1), minval=-1, maxval=1)
+  first = models.apply_batched(Counting(tiny_config).E, params, x, 4)  # chunks 4 + 3 (padded to 4)
+  again = models.apply_batched(Counting(tiny_config).E, params, np.asarray(x[:5]), 4)  # a new, equal Nets
+  assert traces == [(4, 28, 28, 1)]
+  np.testing.assert_allclose(first, models.Nets(tiny_config).E(params, x), rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(again, first[:5])

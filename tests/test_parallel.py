@@ -23,34 +23,24 @@ TASK, METHODS = 'inpaint', ('ge', 'csgm')  # csgm: per-image operator parameters
 ONE_DONE = 'one.done'  # written when the 1-device run is trained, so the child can restore it
 
 
-def short_config():
-  """The tiny config, cut to a few steps (1 vs 8 devices must agree to float tolerance).
+# The tiny config cut to a few steps (1 vs 8 devices must agree to float tolerance), as one table for
+# the in-process config and the CLIs' flags. GAN batches (16) split over 8 devices; the AE's 12 real
+# images per batch (of 24) do not, so the AE phase trains with its batch replicated: both cases are
+# compared with one device.
+SHORT = {f'{phase}.{k}': v for phase in ('gan', 'ae')
+         for k, v in (('steps', 4), ('ckpt_every', 4), ('sample_every', 4), ('log_every', 2))} | {
+             'gan.batch_size': 16, 'ae.batch_size': 24, 'ae.generated_fraction': 0.5, 'solve.steps': 5,
+             'solve.restarts': 2, 'solve.n_init': 4, 'solve.batch_size': 16}
+SHORT_OVERRIDES = [f'--config.{k}={v}' for k, v in SHORT.items()]
 
-  GAN batches (16) split over 8 devices; the AE's 12 real images per batch (of 24) do not, so the
-  AE phase trains with its batch replicated: both cases are compared with one device.
-  """
+
+def short_config():
   from configs import mnist_tiny
   c = mnist_tiny.get_config()
-  for phase in (c.gan, c.ae):
-    phase.steps = 4
-    phase.ckpt_every = 4
-    phase.sample_every = 4
-    phase.log_every = 2
-  c.gan.batch_size = 16
-  c.ae.batch_size = 24
-  c.ae.generated_fraction = 0.5
-  c.solve.steps = 5
-  c.solve.restarts = 2
-  c.solve.n_init = 4
-  c.solve.batch_size = 16
+  for k, v in SHORT.items():
+    block, name = k.split('.')
+    c[block][name] = v
   return c
-
-
-SHORT_OVERRIDES = [f'--config.{p}.{k}={v}' for p in ('gan', 'ae')
-                   for k, v in (('steps', 4), ('ckpt_every', 4), ('sample_every', 4), ('log_every', 2))] + [
-                       '--config.gan.batch_size=16', '--config.ae.batch_size=24', '--config.ae.generated_fraction=0.5',
-                       '--config.solve.steps=5', '--config.solve.restarts=2', '--config.solve.n_init=4',
-                       '--config.solve.batch_size=16']
 
 
 def _train(config, workdir, mesh):
@@ -66,10 +56,11 @@ def _leaves(tree) -> list[np.ndarray]:
   return [np.asarray(x) for x in jax.tree.leaves(tree)]
 
 
-def _solve(config, params, place=None):
+def _solve(config, params, place=None, plan=None):
   from ge_jax import data, experiment
   clean = data.load(config.data).test[:N_SOLVE]
-  out = experiment.restore(config, params, task=TASK, clean=clean, methods=METHODS, progress=False, place=place)
+  out = experiment.restore(config, params, task=TASK, clean=clean, methods=METHODS, progress=False, place=place,
+                           plan=plan)
   return {m: out.recon[m] for m in METHODS} | {f'{m}_objective': out.objective[m] for m in METHODS}
 
 
@@ -107,10 +98,10 @@ def child(outdir: str) -> None:
   np.savez(os.path.join(outdir, 'solve_8.npz'), **_solve(c, params, place))
   # Each CPU device solving its share in pieces (1 image x 2 restarts each), the pieces that hold
   # only padding skipped (13 of 16 rows are real): the same results.
-  rows, solver._CPU_CHUNK_ROWS = solver._CPU_CHUNK_ROWS, 2
-  np.savez(os.path.join(outdir, 'solve_8_pieces.npz'), **_solve(c, params))
-  report['piece_plan'] = solver._chunk_plan(2, 2)
-  solver._CPU_CHUNK_ROWS = rows
+  plan = solver.ExecutionPlan(piece_rows=2, mesh=mesh8)
+  assert solver.ExecutionPlan.auto() == solver.ExecutionPlan(piece_rows=solver.CPU_PIECE_ROWS, mesh=mesh8)
+  np.savez(os.path.join(outdir, 'solve_8_pieces.npz'), **_solve(c, params, plan=plan))
+  report['piece_plan'] = plan.pieces(2, 2)
 
   # What the solver really gets and returns: arrays spread over the 8 devices.
   nets = Nets(c)
@@ -237,8 +228,6 @@ def test_batch_not_a_multiple_of_devices_is_replicated(runs):
 def test_helpers_on_one_device():
   from ge_jax import parallel
   assert [parallel.pad_to_multiple(n, 8) for n in (1, 8, 13, 16)] == [8, 8, 16, 16]
-  a = np.arange(5)[:, None]
-  np.testing.assert_array_equal(parallel.pad_rows(a, 8)[:, 0], [0, 1, 2, 3, 4, 4, 4, 4])
   mesh = parallel.make_mesh()
   assert parallel.local_rows(12, mesh) == slice(0, 12)
   placed = parallel.solver_place(mesh)(dict(x=np.ones((3, 2)), op={}))

@@ -79,7 +79,7 @@ def test_gan_recovers_known_latent():
   np.testing.assert_allclose(res.z, z0, atol=1e-3)
   np.testing.assert_allclose(res.x, x0, atol=1e-4)
   assert res.x.shape == (6, 4, 4, 1) and res.loss_trace.shape == (6, 300) and res.z_trace is None
-  assert res.restart_objectives.shape == (6, 2) and res.diverged.size == 0
+  assert res.restart_objectives.shape == (6, 2) and res.diverged.shape == (6,) and not res.diverged.any()
 
 
 def test_ge_recovers_known_latent():
@@ -110,6 +110,8 @@ def test_objective_is_data_term_plus_prior(spec):
   want = np.sum((res.x - x0)**2, axis=(1, 2, 3)) + 0.3 * penalty
   np.testing.assert_allclose(res.objective, want, rtol=1e-4, atol=1e-6)
   np.testing.assert_allclose(res.objective, res.restart_objectives.min(1), rtol=1e-6)
+  direct = solver.objective(LIN, spec, LIN_PARAMS, jnp.asarray(res.z)[:, None], x0, {}, jnp.full(5, 0.3))
+  np.testing.assert_allclose(direct[:, 0], res.objective, rtol=1e-5, atol=1e-6)
   assert np.all(res.objective <= res.loss_trace.min(1))  # best along the trajectory, start included
 
 
@@ -200,16 +202,38 @@ def test_padding_does_not_leak():
       np.testing.assert_array_equal(a, b[:17])
 
 
-def test_cpu_pieces_and_skipped_padding_change_nothing(monkeypatch):
-  """On one CPU the solver runs its batch in pieces and skips pure padding: same results."""
+def test_pieces_and_skipped_padding_change_nothing():
+  """The plan runs a batch in pieces and skips pure padding: the same results as one piece."""
   x0 = images(13)
-  whole = run(GAN, x0, nets=LinearNets(), batch_size=16)  # 32 rows: one piece
-  monkeypatch.setattr(solver, '_CPU_CHUNK_ROWS', 6)  # 3 images a piece: 6 pieces, the last 2 padding only
-  assert solver._chunk_plan(16, GAN.restarts) == (6, 3)
-  pieces = run(GAN, x0, nets=LinearNets(), batch_size=16)
+  whole = run(GAN, x0, batch_size=16, plan=solver.ExecutionPlan())  # 32 rows: one piece
+  plan = solver.ExecutionPlan(piece_rows=6)  # 3 images a piece: 6 pieces, the last 2 padding only
+  assert plan.pieces(16, GAN.restarts) == (6, 3)
+  pieces = run(GAN, x0, batch_size=16, plan=plan)
   for a, b in zip(pieces, whole):
     if a is not None:
       np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_plan_is_part_of_the_cache_key_and_explicit():
+  one, pieces = solver.ExecutionPlan(), solver.ExecutionPlan(piece_rows=6)
+  assert solver.make_solver(LIN, GAN, plan=one) is solver.make_solver(LIN, GAN, plan=solver.ExecutionPlan())
+  assert solver.make_solver(LIN, GAN, plan=one) is not solver.make_solver(LIN, GAN, plan=pieces)
+  assert solver.make_solver(LIN, GAN) is solver.make_solver(LIN, GAN, plan=solver.ExecutionPlan.auto())
+  if jax.default_backend() == 'cpu' and jax.device_count() == 1:
+    assert solver.ExecutionPlan.auto() == solver.ExecutionPlan(piece_rows=solver.CPU_PIECE_ROWS)
+  assert pieces.pieces(3, 2) is None and one.pieces(100, 2) is None  # few rows, or pieces off: one piece
+  for bad in (dict(piece_rows=-1), dict(piece_rows=2.5), dict(matmul_precision='fast')):
+    with pytest.raises(UserError):
+      solver.ExecutionPlan(**bad)
+
+
+def test_nets_of_the_same_settings_share_compiled_solvers():
+  cfg = mnist_tiny.get_config()
+  a, b = models.Nets(cfg), models.Nets(mnist_tiny.get_config())
+  assert a == b and hash(a) == hash(b)
+  assert solver.make_solver(a, GAN) is solver.make_solver(b, GAN)
+  cfg.model.latent_dim = 8
+  assert models.Nets(cfg) != a
 
 
 def test_place_hook_sees_every_chunk():
@@ -226,17 +250,18 @@ def test_place_hook_sees_every_chunk():
 # --- divergence and bad input ------------------------------------------------------------------------
 
 
-def test_nan_target_is_reported_by_global_index():
+def test_nan_target_is_reported_in_the_diverged_mask():
   x0 = images(10)
   x0[2, 1, 1, 0] = np.nan
-  res = run(GAN, x0, indices=np.arange(500, 510))
-  assert res.diverged.tolist() == [502]
+  indices = np.arange(500, 510)
+  res = run(GAN, x0, indices=indices)
+  assert res.diverged.dtype == bool and indices[res.diverged].tolist() == [502]
   assert not np.isfinite(res.objective[2]) and np.all(np.isfinite(np.delete(res.objective, 2)))
 
 
 def test_exploding_learning_rate_is_reported():
   res = run(GAN, images(3), lr=1e30, lam=1.0)
-  assert res.diverged.tolist() == [0, 1, 2]
+  assert res.diverged.tolist() == [True, True, True]
   # What is returned is still the best finite point: here the initial one.
   np.testing.assert_allclose(res.objective, res.loss_trace[:, 0])
   assert np.all(np.isfinite(res.x)) and not np.all(np.isfinite(res.loss_trace))
