@@ -132,7 +132,6 @@ def write_json(path: str | None, result: dict) -> None:
   """Writes a benchmark's results (making the folder) and says where; nothing when path is None."""
   if not path:
     return
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  with open(path, 'w') as f:
-    json.dump(result, f, indent=2)
+  from ge_jax import fileio
+  fileio.write_json(path, result, indent=2)
   print(f'wrote {path}')

@@ -40,6 +40,7 @@ class Options:
   """What to measure; the defaults are the full run."""
   config: str = 'configs/mnist.py'
   conv_impl: str | None = None          # None: the config's
+  matmul_precision: str | None = None   # None: the solver's ExecutionPlan.auto() (GPU: 'highest')
   steps: int = 20                       # K
   restarts: int | None = 4              # R, pinned so runs stay comparable; None: config.solve.restarts
   n_init: int = 0                       # best-of-N start; 0 = one draw (the steps dominate)
@@ -91,6 +92,15 @@ def setup(cfg, opts: Options, n: int):
   r = opts.restarts or int(cfg.solve.restarts)
   spec = solver.SolverSpec('ge', steps=opts.steps, restarts=r, n_init=opts.n_init)
   return nets, params, targets, spec
+
+
+def solver_plan(opts: Options):
+  """The solver's execution plan for this process (ExecutionPlan.auto), at the chosen precision."""
+  from ge_jax import solver
+  plan = solver.ExecutionPlan.auto()
+  if opts.matmul_precision is None:
+    return plan
+  return dataclasses.replace(plan, matmul_precision=opts.matmul_precision)
 
 
 def solver_args(params, targets, b: int, key, opts: Options, offset: int = 0):
@@ -145,7 +155,7 @@ def bench_batched(nets, spec, params, targets, b: int, opts: Options, reps: int)
   import jax
   from ge_jax import solver
   key = jax.random.key(opts.seed + 2)
-  fn = solver.make_solver(nets, spec)
+  fn = solver.make_solver(nets, spec, plan=solver_plan(opts))
   args = solver_args(params, targets, b, key, opts)
   t0 = time.perf_counter()
   compiled = fn.lower(*args).compile()
@@ -159,7 +169,7 @@ def bench_loop(nets, spec, params, targets, n: int, opts: Options) -> dict:
   import jax
   from ge_jax import solver
   key = jax.random.key(opts.seed + 2)
-  fn = solver.make_solver(nets, spec)
+  fn = solver.make_solver(nets, spec, plan=solver_plan(opts))
   t0 = time.perf_counter()
   compiled = fn.lower(*solver_args(params, targets, 1, key, opts)).compile()
   compile_s = time.perf_counter() - t0
@@ -176,10 +186,12 @@ def bench_loop(nets, spec, params, targets, n: int, opts: Options) -> dict:
 def compare_impls(cfg, opts: Options, b: int, rounds: int = 2) -> list[dict]:
   """The batched solver at batch b for each conv impl, 'stride1' and 'xla' in one piece on one
   device (the state before this benchmark's changes was 'xla' in one piece), and 'stride1' on one
-  of several CPU devices (parallel.split_cpu); timed in interleaved rounds."""
+  of several CPU devices (parallel.split_cpu); timed in interleaved rounds. Each variant is an
+  ExecutionPlan derived from this process's `solver_plan`."""
   import jax
   from ge_jax import models, solver
-  n_dev = jax.device_count() if jax.default_backend() == 'cpu' else 1
+  auto = solver_plan(opts)
+  n_dev = auto.mesh.devices.size if auto.mesh is not None else 1
   variants = [(impl, True, n_dev) for impl in models.CONV_IMPLS] + [('stride1', False, 1), ('xla', False, 1)]
   if n_dev > 1:  # the same solver on one of the CPU devices (parallel.split_cpu off)
     variants.append(('stride1', True, 1))
@@ -188,14 +200,10 @@ def compare_impls(cfg, opts: Options, b: int, rounds: int = 2) -> list[dict]:
     c = cfg.copy_and_resolve_references()
     c.model.conv_impl = impl
     nets, params, targets, spec = setup(c, opts, b)
-    saved = solver._CPU_CHUNK_ROWS, solver._SHARD_CPU
-    solver._CPU_CHUNK_ROWS = saved[0] if pieces else 1 << 30
-    solver._SHARD_CPU = devices > 1
-    try:
-      args = solver_args(params, targets, b, jax.random.key(opts.seed + 2), opts)
-      compiled[(impl, pieces, devices)] = (solver.make_solver(nets, spec).lower(*args).compile(), args)
-    finally:
-      solver._CPU_CHUNK_ROWS, solver._SHARD_CPU = saved
+    plan = dataclasses.replace(auto, piece_rows=auto.piece_rows if pieces else 0,
+                               mesh=auto.mesh if devices > 1 else None)
+    args = solver_args(params, targets, b, jax.random.key(opts.seed + 2), opts)
+    compiled[(impl, pieces, devices)] = (solver.make_solver(nets, spec, plan=plan).lower(*args).compile(), args)
   best = {k: float('inf') for k in compiled}
   for r in range(rounds + 1):
     for k, (fn, args) in compiled.items():
@@ -252,7 +260,7 @@ def same_steps_check(cfg, params, targets, opts: Options, n: int = 3, steps: int
   key = jax.random.key(opts.seed + 2)
   spec = solver.SolverSpec('ge', steps=steps, restarts=2, n_init=0)
   nets = models.Nets(cfg)
-  res = solver.make_solver(nets, spec)(*solver_args(params, targets, n, key, opts))
+  res = solver.make_solver(nets, spec, plan=solver_plan(opts))(*solver_args(params, targets, n, key, opts))
   tn = pt.build(cfg, params)
   z0 = torch.from_numpy(jax_initial_z(key, range(n), 2, cfg.model.latent_dim))
   _, obj = pt.solve_batched(tn, torch.from_numpy(np.array(targets[:n])), z0, lr=opts.lr, lam=opts.lam, steps=steps)
@@ -316,7 +324,7 @@ def layer_profile(cfg, rows: int, ceiling: float, loops: int = 10) -> list[dict]
     flops = _common.cost_flops(jax.jit(work('xla')).lower(x, p).compile())
 
     def loop(x, p):
-      f = work(cfg.model.conv_impl)
+      f = work(models.resolve_conv_impl(cfg.model.conv_impl))
       return jax.lax.fori_loop(0, loops, lambda i, x: f(x, p) * 1e-3 + x, x)
 
     c = jax.jit(loop).lower(x, p).compile()
@@ -339,7 +347,8 @@ def child_memory(opts: Options, b: int) -> dict:
   before = _common.rss_bytes()
   reset = _common.reset_peak_rss()
   from ge_jax import solver
-  res = solver.make_solver(nets, spec)(*solver_args(params, targets, b, jax.random.key(0), opts))
+  solve = solver.make_solver(nets, spec, plan=solver_plan(opts))
+  res = solve(*solver_args(params, targets, b, jax.random.key(0), opts))
   _common.block(res)
   peak = _common.peak_rss_bytes()
   out = dict(batch=b, restarts=spec.restarts, peak_rss_bytes=max(peak, setup_peak), rss_before_solve_bytes=before,
@@ -367,7 +376,7 @@ def child_cache(opts: Options, b: int) -> dict:
   cfg = load_config(opts.config, opts.conv_impl)
   nets, params, targets, spec = setup(cfg, opts, b)
   from ge_jax import solver
-  fn = solver.make_solver(nets, spec)
+  fn = solver.make_solver(nets, spec, plan=solver_plan(opts))
   args = solver_args(params, targets, b, jax.random.key(0), opts)
   t0 = time.perf_counter()
   fn.lower(*args).compile()
@@ -389,8 +398,10 @@ def run(opts: Options, log=print) -> dict:
   n_max = max(max(opts.batch_sizes), opts.headline_batch, opts.loop_images, opts.torch_loop_images)
   nets, params, targets, spec = setup(cfg, opts, n_max)
   r, k = spec.restarts, spec.steps
-  log(f'config {opts.config}: conv_impl={cfg.model.conv_impl}, g_final={cfg.model.g_final}, '
-      f'g_norm={cfg.model.g_norm}, g_width={cfg.model.g_width}; GE, R={r}, K={k}, n_init={opts.n_init}; '
+  impl, plan = nets.spec.conv_impl, solver_plan(opts)
+  log(f'config {opts.config}: conv_impl={cfg.model.conv_impl} ({impl}), matmul_precision={plan.matmul_precision}, '
+      f'g_final={cfg.model.g_final}, g_norm={cfg.model.g_norm}, g_width={cfg.model.g_width}; '
+      f'GE, R={r}, K={k}, n_init={opts.n_init}; '
       f'{info["device_kind"]}, {info["cpus_usable"]} CPUs, load {info["loadavg_1m_at_start"]}')
   ceilings = [opts.matmul_n and _common.matmul_flops(opts.matmul_n)]
   rows = []
@@ -428,8 +439,7 @@ def run(opts: Options, log=print) -> dict:
 
   layers = None
   if opts.layers:
-    from ge_jax import solver
-    layers = layer_profile(cfg, min(opts.headline_batch * r, solver._CPU_CHUNK_ROWS), ceiling)
+    layers = layer_profile(cfg, min(opts.headline_batch * r, plan.piece_rows or 1 << 30), ceiling)
     for l in layers:
       log(f'  {l["layer"]}: {l["flops_per_s"]:.3g} FLOP/s ({l["flops_fraction"]:.0%} of matmul)')
 
@@ -457,8 +467,9 @@ def run(opts: Options, log=print) -> dict:
   info['loadavg_1m_at_end'] = os.getloadavg()[0] if hasattr(os, 'getloadavg') else None
   return dict(
       machine=info,
-      setting=dict(config=opts.config, conv_impl=cfg.model.conv_impl, g_final=cfg.model.g_final,
-                   g_norm=cfg.model.g_norm, g_width=cfg.model.g_width, objective='ge', restarts=r, steps=k,
+      setting=dict(config=opts.config, conv_impl=impl, matmul_precision=plan.matmul_precision,
+                   g_final=cfg.model.g_final, g_norm=cfg.model.g_norm, g_width=cfg.model.g_width, objective='ge',
+                   restarts=r, steps=k,
                    n_init=opts.n_init, lr=opts.lr, lam=opts.lam, options=dataclasses.asdict(opts)),
       speedup_vs_pytorch_batched=head['images_per_s'] / tb['images_per_s'] if tb else None,
       speedup_vs_pytorch_per_image=head['images_per_s'] / tl['images_per_s'] if tl else None,
@@ -510,11 +521,16 @@ def main(argv=None) -> int:
   ap.add_argument('--json', default=None, help='write the results here')
   ap.add_argument('--config', default=None)
   ap.add_argument('--conv_impl', default=None)
+  ap.add_argument('--matmul_precision', default=None,
+                  help="the solver's matmul precision, e.g. highest | tensorfloat32 (default: the solver's plan)")
   ap.add_argument('--steps', type=int, default=None)
   ap.add_argument('--restarts', type=int, default=None)
   ap.add_argument('--n_init', type=int, default=None)
   ap.add_argument('--batch_sizes', default=None, help='comma list, e.g. 1,16,64,256,1024')
   ap.add_argument('--no_torch', action='store_true')
+  ap.add_argument('--headline_batch', type=int, default=None, help='the batch of the speedups (default 256)')
+  ap.add_argument('--memory_batch', type=int, default=None, help='peak-memory batch; 0 = skip (default 1024)')
+  ap.add_argument('--no_cache_check', action='store_true', help='skip the two-process compilation-cache check')
   ap.add_argument('--cpu_devices', default='auto',
                   help="CPU devices for JAX (parallel.split_cpu): 'auto' = one per core (the CLIs' default), or N")
   ap.add_argument('--_child', default=None, help=argparse.SUPPRESS)
@@ -528,12 +544,15 @@ def main(argv=None) -> int:
     fn = child_memory if a._child == 'memory' else child_cache
     print(json.dumps(fn(opts, a._child_batch)))
     return 0
-  kw = {k: v for k, v in dict(config=a.config, conv_impl=a.conv_impl, steps=a.steps, restarts=a.restarts,
-                                  n_init=a.n_init).items() if v is not None}
+  kw = {k: v for k, v in dict(config=a.config, conv_impl=a.conv_impl, matmul_precision=a.matmul_precision,
+                              steps=a.steps, restarts=a.restarts, n_init=a.n_init, headline_batch=a.headline_batch,
+                              memory_batch=a.memory_batch).items() if v is not None}
   if a.batch_sizes:
     kw['batch_sizes'] = tuple(int(b) for b in a.batch_sizes.split(','))
   if a.no_torch:
     kw['torch'] = False
+  if a.no_cache_check:
+    kw['cache_check'] = False
   opts = Options.quick(**kw) if a.quick else Options(**kw)
   t0 = time.time()
   res = run(opts)

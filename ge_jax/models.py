@@ -69,7 +69,7 @@ def resolve_conv_impl(impl: str, backend: str | None = None) -> str:
 
 
 class Conv(nn.Module):
-  """k x k convolution, 'SAME' padding, HWIO kernel, bias; impl in CONV_IMPLS (identical maps).
+  """k x k convolution, 'SAME' padding, HWIO kernel, bias; impl 'auto' or in CONV_IMPLS (identical maps).
 
   depth_to_space: the output's 4 * F channels become a x2 larger image of F channels (channel
   (p * 2 + q) * F + f goes to pixel (2h + p, 2w + q), channel f): a sub-pixel upsampling.
@@ -85,12 +85,13 @@ class Conv(nn.Module):
     cin = x.shape[-1]
     kern = self.param('kernel', nn.initializers.lecun_normal(), (self.kernel, self.kernel, cin, self.features))
     bias = self.param('bias', nn.initializers.zeros_init(), (self.features,))
-    if self.depth_to_space and cpu_conv.upsample_fused(self.impl, self.features // 4):
+    impl = resolve_conv_impl(self.impl)
+    if self.depth_to_space and cpu_conv.upsample_fused(impl, self.features // 4):
       return cpu_conv.upsample(x, kern, bias)
-    if self.impl == 'xla':
+    if impl == 'xla':
       y = cpu_conv.xla_conv(x, kern, self.stride) + bias
     else:
-      y = cpu_conv.conv(x, kern, self.stride, self.impl) + bias
+      y = cpu_conv.conv(x, kern, self.stride, impl) + bias
     if not self.depth_to_space:
       return y
     b, h, w, _ = y.shape
@@ -189,19 +190,11 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-  """code (B, code_dim) -> image in [-1, 1]: a Generator of width ae.width with its default output
-  stage (the last x2 upsampling straight to the image channels, no pixel norm), whatever G's own
-  config.model.g_final and g_norm are."""
-  image_size: int
-  channels: int
-  width: int
-  base_size: int
-  impl: str = 'xla'
+  """code (B, code_dim) -> image in [-1, 1]: `body`, a Generator of the code (parameters under 'body')."""
+  body: Generator
 
-  @nn.compact
   def __call__(self, m):
-    return Generator(self.image_size, self.channels, self.width, self.base_size, self.impl, norm='none',
-                     final='subpixel', name='body')(m)
+    return self.body(m)
 
 
 class AutoEncoder(nn.Module):
@@ -217,7 +210,9 @@ class AutoEncoder(nn.Module):
   def setup(self):
     self.encoder = Encoder(self.image_size, self.code_dim, self.width, self.base_size, self.variational,
                            self.impl)
-    self.decoder = Decoder(self.image_size, self.channels, self.width, self.base_size, self.impl)
+    # G's default output stage (the last x2 straight to the image channels, no pixel norm), whatever
+    # config.model.g_final and g_norm say for G itself.
+    self.decoder = Decoder(Generator(self.image_size, self.channels, self.width, self.base_size, self.impl))
 
   def __call__(self, x):
     mean, logvar = self.encoder(x)

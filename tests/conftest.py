@@ -8,6 +8,15 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# Tests compare numbers with float32 tolerances. GPUs multiply float32 matrices in TF32 by default
+# (TPUs in one bf16 pass), which rounds inputs to 10 (7) mantissa bits: pin full precision, here and
+# (through the environment JAX reads at import) in every CLI and child process a test starts. On CPU
+# it changes nothing. The solver's own precision is its ExecutionPlan's (ge_jax/solver.py).
+os.environ.setdefault('JAX_DEFAULT_MATMUL_PRECISION', 'highest')
+import jax  # noqa: E402  (after the variable: a jax imported first still gets the setting below)
+
+jax.config.update('jax_default_matmul_precision', os.environ['JAX_DEFAULT_MATMUL_PRECISION'])
+
 
 def run_cli(*args, timeout=300, env=None):
   """Runs `python <args>` from the repo root; returns the CompletedProcess (text)."""

@@ -49,3 +49,19 @@ def test_torch_peer_loads_the_same_networks(g_final, g_norm):
   errs = pt.check_conversion(cfg, params, pt.build(cfg, params))
   assert set(errs) == {'G', 'E', 'Dec', 'D'}
   assert max(errs.values()) < 1e-4, errs
+
+
+def test_solver_plan_follows_the_precision_option():
+  from ge_jax import solver
+  assert st.solver_plan(st.Options(**TINY)) == solver.ExecutionPlan.auto()
+  plan = st.solver_plan(st.Options(matmul_precision='tensorfloat32', **TINY))
+  assert plan.matmul_precision == 'tensorfloat32' and plan.piece_rows == solver.ExecutionPlan.auto().piece_rows
+
+
+@pytest.mark.slow  # compiles one solver per variant
+def test_compare_impls_times_every_variant():
+  cfg = st.load_config('configs/mnist_tiny.py')
+  rows = st.compare_impls(cfg, st.Options(**TINY), 4, rounds=1)
+  methods = [r['method'] for r in rows]
+  assert len(methods) == len(set(methods)) >= len(models.CONV_IMPLS) + 2
+  assert all(r['images_per_s'] > 0 for r in rows)
