@@ -49,16 +49,17 @@ def objective(nets, spec: SolverSpec, params: PyTree, z: Array, target: Array, o
     'ge'    f(z) = ||E(G(z)) - m||^2    m = E(y), the code of the observation (the paper)
     'gan'   f(z) = ||G(z) - y||^2       y, the observed image
     'csgm'  f(z) = ||A(G(z)) - y||^2    A = forward(., op_params), y the measurements
+    'ge_op' f(z) = ||E(A(G(z))) - m||^2 m = E(y), the operator inside the encoder (2019 preprint)
     prior   'l2': ||z||^2 (the paper); 'l1': ||z||_1 (the original code); 'sphere': 0 (z projected)
 
   params: {'generator': ..., 'autoencoder': ...}; target (B, ...); op_params leaves (B, ...); lam (B,).
   """
   b, r, d = z.shape
   x = nets.G(params['generator'], z.reshape(b * r, d))  # the networks see one flat batch of B * R
-  if spec.objective == 'ge':
-    x = nets.E(params['autoencoder'], x)
-  elif spec.objective == 'csgm':
+  if spec.objective in FORWARD_OBJECTIVES:
     x = forward(x, jax.tree.map(lambda a: jnp.repeat(a, r, axis=0), op_params))
+  if spec.objective in ('ge', 'ge_op'):
+    x = nets.E(params['autoencoder'], x)
   x = x.reshape((b, r) + x.shape[1:])
   data = jnp.sum(jnp.square(x - target[:, None]), axis=tuple(range(2, x.ndim)))
   return data + lam[:, None] * _prior(spec, z)
@@ -83,11 +84,14 @@ def _project(spec: SolverSpec, z: Array) -> Array:
 
 # --- what is solved: the spec and the result ----------------------------------------------------------
 
-OBJECTIVES = ('ge', 'gan', 'csgm')
+OBJECTIVES = ('ge', 'gan', 'csgm', 'ge_op')
+FORWARD_OBJECTIVES = ('csgm', 'ge_op')  # the operator A is known and used
+SAMPLERS = ('adam', 'langevin')
 PRIORS = ('l2', 'l1', 'sphere')
 SCHEDULES = ('constant', 'cosine')
 OUTPUTS = ('best', 'mean')
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
+_NOISE_STREAM = 1_000_003  # fold_in tag of the Langevin noise keys, apart from the initial draws'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +99,7 @@ class SolverSpec:
   """Static description of a solve; changing any field recompiles.
 
   Attributes:
-    objective: 'ge' | 'gan' | 'csgm'.
+    objective: 'ge' | 'gan' | 'csgm' | 'ge_op'.
     steps: K, Adam steps per restart.
     restarts: R, independently optimised starts per image (best by objective wins).
     n_init: best-of-N random draws seeding each restart (<= 1: a single draw).
@@ -105,6 +109,12 @@ class SolverSpec:
     output: 'best' (G(z*) of the restart with the lowest objective, the paper) | 'mean' (the mean of
       G(z) over the R restarts' results: an estimate of the mean over the solution set, which
       is what PSNR rewards; restarts with a non-finite objective are left out).
+    sampler: 'adam' (minimise: the paper's MAP estimate) | 'langevin' (sample the posterior
+      p(z | y) ~ exp(-f(z) / (2 lam)) N(z; 0, I) by unadjusted Langevin dynamics,
+      z <- z - lr / (2 lam) * grad(f + lam ||z||^2) + sqrt(2 lr) * noise, and return each
+      restart's last z: a typical point of the posterior, not its mode. With the 'l2' prior, lam
+      is the variance of the data term's per-value error; a MAP estimate under a Gaussian prior
+      sits near z = 0, where G draws an average, blurred image).
   """
   objective: str
   steps: int
@@ -114,14 +124,18 @@ class SolverSpec:
   schedule: str = 'constant'
   record_every: int = 0
   output: str = 'best'
+  sampler: str = 'adam'
 
   def __post_init__(self):
     if self.objective not in OBJECTIVES:
       raise UserError(f'objective={self.objective!r} is not one of {", ".join(map(repr, OBJECTIVES))}.')
-    for name, allowed in (('prior', PRIORS), ('schedule', SCHEDULES), ('output', OUTPUTS)):
+    for name, allowed in (('prior', PRIORS), ('schedule', SCHEDULES), ('output', OUTPUTS),
+                          ('sampler', SAMPLERS)):
       if getattr(self, name) not in allowed:
         raise UserError(f'config.solve.{name}={getattr(self, name)!r} is not one of '
                         f'{", ".join(map(repr, allowed))}.')
+    if self.sampler == 'langevin' and self.prior != 'l2':
+      raise UserError(f"sampler='langevin' samples under the Gaussian prior: set prior='l2', not {self.prior!r}.")
     if self.output == 'mean' and self.restarts < 2:
       raise UserError("config.solve.output='mean' averages over restarts; set config.solve.restarts >= 2.")
     for name, low in (('steps', 1), ('restarts', 1), ('n_init', 0), ('record_every', 0)):
@@ -143,7 +157,8 @@ class SolverSpec:
         raise UserError(f'config.solve.{name} is missing; set it to a positive integer.')
       fields[name] = v
     return cls(objective=objective, prior=get('prior', 'l2'), schedule=get('schedule', 'constant'),
-               record_every=get('record_every', 0), output=get('output', 'best'), **fields)
+               record_every=get('record_every', 0), output=get('output', 'best'),
+               sampler=get('sampler', 'adam'), **fields)
 
   @property
   def n_recorded(self) -> int:
@@ -188,7 +203,11 @@ def solve_batch(nets, spec: SolverSpec, forward: Forward | None, params: PyTree,
   target, op_params, indices, lr, lam = batch
   f = lambda z: objective(nets, spec, params, z, target, op_params, lam, forward)
   z0 = _initial_z(spec, f, nets.latent_dim, indices, key)
-  best_z, best_obj, objs, z_trace = _descend(spec, f, z0, lr)
+  noise_keys = None
+  if spec.sampler == 'langevin':  # per (image, restart), independent of batch-mates
+    per_image = jax.vmap(lambda i: jax.random.fold_in(jax.random.fold_in(key, i), _NOISE_STREAM))(indices)
+    noise_keys = jax.vmap(lambda k: jax.vmap(lambda r: jax.random.fold_in(k, r))(jnp.arange(spec.restarts)))(per_image)
+  best_z, best_obj, objs, z_trace = _descend(spec, f, z0, lr, lam, noise_keys)
   return _select(spec, nets, params, best_z, best_obj, objs, z_trace)
 
 
@@ -219,9 +238,10 @@ def _initial_z(spec: SolverSpec, f: Callable, d: int, indices: Array, key: Array
   return best_z
 
 
-def _descend(spec: SolverSpec, f: Callable, z0: Array, lr: Array):
-  """K Adam steps from z0 (B, R, d), per (image, restart); the best z and objective on the way
-  (the last iterate included), the objective before each step (K, B, R) and the recorded z."""
+def _descend(spec: SolverSpec, f: Callable, z0: Array, lr: Array, lam: Array, noise_keys: Array | None):
+  """K steps from z0 (B, R, d), per (image, restart): Adam, or Langevin (spec.sampler). Returns the
+  best z and objective on the way (Adam; the last iterate included) or the last z (Langevin), the
+  objective before each step (K, B, R) and the recorded z."""
   tx = optax.scale_by_adam(b1=ADAM_B1, b2=ADAM_B2, eps=ADAM_EPS)
   update = jax.vmap(jax.vmap(tx.update))
 
@@ -234,9 +254,15 @@ def _descend(spec: SolverSpec, f: Callable, z0: Array, lr: Array):
   def step(carry, t):
     z, opt_state, best_z, best_obj = carry
     (_, obj), g = value_and_grad(z)
+    eta = (lr * _schedule(spec, t))[:, None, None]
+    if spec.sampler == 'langevin':  # grad of U = obj / (2 lam): f's weight is 1 / (2 lam), the prior's 1/2
+      noise = jax.vmap(jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, t.astype(jnp.int32)),
+                                                            z.shape[-1:])))(noise_keys)
+      z = z - eta / (2 * lam[:, None, None]) * g + jnp.sqrt(2 * eta) * noise
+      return (z, opt_state, best_z, best_obj), obj
     best_z, best_obj = _keep_better(z, obj, best_z, best_obj)
     u, opt_state = update(g, opt_state)
-    z = _project(spec, z - (lr * _schedule(spec, t))[:, None, None] * u)
+    z = _project(spec, z - eta * u)
     return (z, opt_state, best_z, best_obj), obj
 
   carry = (z0, jax.vmap(jax.vmap(tx.init))(z0), z0, jnp.full(z0.shape[:2], jnp.inf, jnp.float32))
@@ -259,6 +285,8 @@ def _descend(spec: SolverSpec, f: Callable, z0: Array, lr: Array):
   else:
     carry, objs = lax.scan(step, carry, ts)
   z, _, best_z, best_obj = carry
+  if spec.sampler == 'langevin':  # a sample is the chain's last state, not its lowest point
+    return z, f(z), objs, z_trace
   best_z, best_obj = _keep_better(z, f(z), best_z, best_obj)  # the last iterate counts too
   return best_z, best_obj, objs, z_trace
 
@@ -389,10 +417,10 @@ def make_solver(nets, spec: SolverSpec, forward: Forward | None = None,
 
 @functools.lru_cache(maxsize=32)
 def _make_solver(nets, spec: SolverSpec, forward: Forward | None, plan: ExecutionPlan) -> Callable[..., Result]:
-  if spec.objective == 'csgm' and forward is None:
-    raise UserError("objective='csgm' needs the operator's forward map (forward=...).")
-  if spec.objective != 'csgm' and forward is not None:
-    raise UserError(f"forward=... is only used by objective='csgm', not {spec.objective!r}.")
+  if spec.objective in FORWARD_OBJECTIVES and forward is None:
+    raise UserError(f"objective={spec.objective!r} needs the operator's forward map (forward=...).")
+  if spec.objective not in FORWARD_OBJECTIVES and forward is not None:
+    raise UserError(f"forward=... is only used by objectives {FORWARD_OBJECTIVES}, not {spec.objective!r}.")
   piece = functools.partial(solve_batch, nets, spec, forward)
 
   def solve(params, target, op_params, indices, key, lr, lam, n_valid=None) -> Result:
@@ -497,8 +525,8 @@ def solve_all(nets, spec: SolverSpec, params: PyTree, targets, key: Array, *, lr
   if n == 0:
     raise UserError('solve_all got no images (targets is empty).')
   batch_size = batching.check_batch_size(batch_size)
-  if spec.objective == 'ge' and 'autoencoder' not in params:
-    raise UserError("objective='ge' needs params['autoencoder'] (the trained encoder).")
+  if spec.objective in ('ge', 'ge_op') and 'autoencoder' not in params:
+    raise UserError(f"objective={spec.objective!r} needs params['autoencoder'] (the trained encoder).")
   indices = np.arange(n, dtype=np.int32) if indices is None else np.asarray(indices, np.int32)
   if indices.shape != (n,):
     raise UserError(f'indices must have shape ({n},) like targets, got {indices.shape}.')
@@ -508,6 +536,8 @@ def solve_all(nets, spec: SolverSpec, params: PyTree, targets, key: Array, *, lr
       raise UserError(f'every op_params leaf needs the {n} images as leading axis, got {leaf.shape}.')
   inputs = dict(target=targets, op_params=op_params, indices=indices,
                 lr=_per_image('lr', lr, n), lam=_per_image('lam', lam, n))
+  if spec.sampler == 'langevin' and np.any(inputs['lam'] <= 0):
+    raise UserError("sampler='langevin' needs lam > 0: it is the variance of the data term's error.")
   place = place or (lambda tree: tree)
   solver = make_solver(nets, spec, forward, plan)
 

@@ -334,3 +334,56 @@ def test_mean_output_needs_restarts():
     SolverSpec('ge', steps=10, restarts=1, n_init=0, output='mean')
   with pytest.raises(UserError, match='output'):
     SolverSpec('ge', steps=10, restarts=2, n_init=0, output='median')
+
+
+
+# --- GE variants: the operator inside the encoder, and Langevin sampling -----------------------------
+
+
+def test_ge_op_is_ge_through_the_operator():
+  """ge_op with the identity equals ge; with a mask it matches the codes of the masked images."""
+  m = np.array(LIN.E(LIN_PARAMS['autoencoder'], images(8)))
+  spec = SolverSpec('ge', steps=50, restarts=2, n_init=2)
+  ge = run(spec, m, lam=0.01)
+  ident = run(dataclasses.replace(spec, objective='ge_op'), m, lam=0.01, forward=lambda x, p: x)
+  np.testing.assert_allclose(ident.objective, ge.objective, rtol=1e-5, atol=1e-6)
+  mask = np.zeros((8, 4, 4, 1), np.float32)
+  mask[:, :2] = 1.0
+  masked = lambda x, p: x * p['mask']
+  y_codes = np.array(LIN.E(LIN_PARAMS['autoencoder'], images(8) * mask))
+  op = run(dataclasses.replace(spec, objective='ge_op', steps=300), y_codes, lam=0.0, forward=masked,
+           op_params={'mask': mask})
+  assert np.median(op.objective / op.loss_trace[:, 0]) < 1e-2
+  with pytest.raises(UserError, match='forward'):
+    run(dataclasses.replace(spec, objective='ge_op'), m)
+
+
+LANGEVIN = SolverSpec('ge', steps=200, restarts=1, n_init=1, sampler='langevin')
+
+
+def test_langevin_samples_the_prior_where_adam_finds_its_mode():
+  """With a negligible data term (huge lam), Langevin on U = f / (2 lam) + |z|^2 / 2 draws
+  z ~ N(0, I), norms near sqrt(d); Adam on the same objective goes to the mode z = 0."""
+  m = np.zeros((64, LIN.code_dim), np.float32)
+  lang = run(LANGEVIN, m, lr=0.05, lam=1e4, batch_size=64)
+  adam = run(dataclasses.replace(LANGEVIN, sampler='adam'), m, lr=0.05, lam=1e4, batch_size=64)
+  ratio = np.mean(np.sum(lang.z ** 2, axis=1)) / LIN.latent_dim
+  assert abs(ratio - 1.0) < 0.25, ratio
+  assert np.mean(np.linalg.norm(adam.z, axis=1)) < 0.3
+  alone = run(LANGEVIN, m[5:6], lr=0.05, lam=1e4, batch_size=1, indices=[5])  # batch-mates do not matter
+  np.testing.assert_allclose(alone.z[0], lang.z[5], rtol=1e-4, atol=1e-5)
+
+
+def test_langevin_matches_the_data_when_its_noise_is_small():
+  """A strong data term (small lam) concentrates the posterior near codes that match."""
+  m = np.array(LIN.E(LIN_PARAMS['autoencoder'], images(16)))
+  # step on f: lr / (2 lam) = 0.02, stable below 2 / 45 (the largest curvature of LIN's f)
+  res = run(dataclasses.replace(LANGEVIN, steps=400), m, lr=4e-5, lam=1e-3, batch_size=16)
+  assert np.median(res.objective / res.loss_trace[:, 0]) < 0.05
+
+
+def test_langevin_rejects_bad_settings():
+  with pytest.raises(UserError, match="prior='l2'"):
+    SolverSpec('ge', steps=2, restarts=1, n_init=1, sampler='langevin', prior='sphere')
+  with pytest.raises(UserError, match='lam > 0'):
+    run(LANGEVIN, np.zeros((2, LIN.code_dim), np.float32), lam=0.0)
