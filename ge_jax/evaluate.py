@@ -80,20 +80,20 @@ def _psnr_trace(nets, params, z_trace: np.ndarray, clean: np.ndarray) -> np.ndar
   return np.asarray([float(np.mean(np.asarray(metrics.psnr(xs[:, k], x)))) for k in range(t)])
 
 
-def run_task(config, params, name: str, clean: np.ndarray, indices: np.ndarray, methods, *,
+def run_task(model, name: str, clean: np.ndarray, indices: np.ndarray, methods, *,
              record_every: int, scratch: str | None, progress: bool) -> dict:
   """Restores the images for one evaluation task; returns its scores (+ convergence curves)."""
-  from ge_jax import experiment, tasks
+  from ge_jax import api, experiment
   from ge_jax.models import Nets
-  c, op = tasks.task_config(config, name)
-  rec = record_every if 0 < record_every <= c.solve.steps else 0
-  out = experiment.restore(c, params, task=op, clean=clean, indices=indices, methods=methods,
-                           progress=progress, record_every=rec)
-  scores = experiment.score(out)
+  params = model.params
+  rec = record_every if 0 < record_every <= model.config.solve.steps else 0
+  out = api.restore(model, clean, task=name, indices=indices, methods=methods, progress=progress,
+                    record_every=rec)
+  scores = api.score(out)
   scores['task'] = name
   curves = {}
   if rec:
-    nets = Nets(c)
+    nets = Nets(model.config)
     for m in ('ge', 'gan'):
       if m in out.z_trace:
         steps = [rec * (t + 1) for t in range(out.z_trace[m].shape[1])]
@@ -144,7 +144,7 @@ def evaluate(config, workdir: str, outdir: str, *, split: str = 'test', n: int |
   config.eval (record_every, sweep_task, sweep_lams, sweep_n).
   """
   import jax
-  from ge_jax import data, fileio, load, report, tasks as task_table
+  from ge_jax import api, data, fileio, report, tasks as task_table
   from ge_jax.errors import UserError
   t0 = time.time()
   ev = config.eval
@@ -157,7 +157,7 @@ def evaluate(config, workdir: str, outdir: str, *, split: str = 'test', n: int |
   if not 1 <= n <= len(images):
     raise UserError(f'--n={n} but the {split} split has {len(images)} images; pick 1..{len(images)}.')
   clean, indices = images[:n], np.arange(n)
-  params = load.load_trained(config, workdir)
+  model = api.load(workdir, config)
   print(f'evaluating {workdir} on {n} {split} images of {ds.source}: {len(tasks)} task(s) x {list(methods)}',
         flush=True)
   os.makedirs(outdir, exist_ok=True)
@@ -166,7 +166,7 @@ def evaluate(config, workdir: str, outdir: str, *, split: str = 'test', n: int |
   partial = os.path.join(outdir, 'results.partial.json')
   for name in tasks:
     ts = time.time()
-    s = run_task(config, params, name, clean, indices, methods, record_every=ev.record_every if figures else 0,
+    s = run_task(model, name, clean, indices, methods, record_every=ev.record_every if figures else 0,
                  scratch=scratch, progress=progress)
     solve_s += s['solve_seconds']
     compile_s += s['compile_seconds']
@@ -180,7 +180,7 @@ def evaluate(config, workdir: str, outdir: str, *, split: str = 'test', n: int |
   sweep = None
   if figures and ev.sweep_task:
     n_sw = min(int(ev.sweep_n), len(ds.val))
-    sweep = lambda_sweep(config, params, ev.sweep_task, ds.val[:n_sw], np.arange(n_sw),
+    sweep = lambda_sweep(config, model.params, ev.sweep_task, ds.val[:n_sw], np.arange(n_sw),
                          [float(v) for v in ev.sweep_lams], progress)
     report.plot_sweep(os.path.join(outdir, 'lambda_sweep.png'), sweep)
   if figures:

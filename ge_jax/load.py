@@ -45,3 +45,17 @@ def load_trained(config, workdir: str, mesh=None) -> dict:
       print(f'note: the {phase.upper()} checkpoint is at step {step} of {config[phase].steps} (training unfinished).')
     out[name] = state[pick]
   return out
+
+
+def saved_config(workdir: str):
+  """The config a workdir was trained with (saved beside its final AE checkpoint), as a ConfigDict."""
+  import ml_collections
+  ckdir = os.path.join(workdir, 'ae', 'checkpoints')
+  if not os.path.isdir(ckdir):
+    raise UserError(f'no AE checkpoints in {ckdir}; train first (python train.py --workdir={workdir}) '
+                    'or pass the config explicitly.')
+  with checkpoint.Checkpoints(ckdir, shape_keys=checkpoint.PHASE_SHAPE_KEYS['ae']) as ckpts:
+    saved = ckpts.saved_config()
+  if saved is None:
+    raise UserError(f'no complete AE checkpoint in {ckdir}; train first or pass the config explicitly.')
+  return ml_collections.ConfigDict(saved)
