@@ -64,7 +64,7 @@ def _load_input(path, config):
 def main(argv):
   config = _CONFIG.value
   workdir = cli.start(argv, config, _WORKDIR.value, _MULTIHOST.value)
-  from ge_jax import data, experiment, operators, parallel, pretrain
+  from ge_jax import api, data, experiment, operators, parallel
   from ge_jax.errors import UserError
   task = _TASK.value or ('none' if _INPUT.value else config.solve.task)
   if task not in operators.TASKS:
@@ -74,7 +74,7 @@ def main(argv):
   if os.path.exists(os.path.join(outdir, 'metrics.json')) and not _OVERWRITE.value:
     raise UserError(f'{outdir} already holds results; pass --overwrite or another --outdir.')
   mesh = parallel.make_mesh()
-  params = pretrain.load_trained(config, workdir, mesh=mesh)  # replicated on every device
+  model = api.load(workdir, config, mesh=mesh)  # parameters replicated on every device
 
   indices = None
   if _INPUT.value:
@@ -104,11 +104,11 @@ def main(argv):
   # --batch: images (padded to a multiple of the device count) are split over all devices.
   place = parallel.solver_place(mesh) if _BATCH.value else None
   primary = parallel.is_primary()
-  out = experiment.restore(config, params, task=task, clean=clean, corrupted=corrupted, indices=indices,
-                           methods=_METHODS.value, progress=_PROGRESS.value and primary, place=place)
+  out = api.restore(model, clean, task=task, corrupted=corrupted, indices=indices, methods=_METHODS.value,
+                    progress=_PROGRESS.value and primary, place=place)
   if not primary:  # every process solved its share; process 0 writes the results
     return
-  scores = experiment.score(out)
+  scores = api.score(out)
   if not _BATCH.value and 'ge' in out.loss_trace:
     trace = out.loss_trace['ge'][0]
     every = max(1, len(trace) // 20)

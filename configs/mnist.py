@@ -1,4 +1,8 @@
-"""MNIST (28x28x1): the real run. `python train.py --config=configs/mnist.py`."""
+"""MNIST (28x28x1): the base of every config. `python train.py --config=configs/mnist.py`.
+
+Variants derive from it and change only what they name (configs/mnist_*.py); `eval_budget` is
+the solver budget of the reported evaluation (configs/mnist_aug_eval.py).
+"""
 
 import ml_collections
 from ml_collections import config_dict
@@ -59,7 +63,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.ae.generated_fraction = 0.5 # share of each batch sampled from G (the method)
   c.ae.augment = ''             # '' | 'all' | comma list of tasks: also train on corrupted P(x)
   c.ae.augment_recon = 1.0      # weight of reconstructing x from E(P(x)) (configs/mnist_aug.py)
-  c.ae.augment_weight = 0.0     # weight of mean (E(P(x)) - sg(E(x)))^2; diverged at 0.1 (docs/EVALUATION.md)
+  c.ae.augment_weight = 0.0     # weight of mean (E(P(x)) - sg(E(x)))^2 (code consistency)
   c.ae.ckpt_every = 500
   c.ae.sample_every = 1000
   c.ae.log_every = 50
@@ -73,18 +77,13 @@ def get_config() -> ml_collections.ConfigDict:
   c.solve.steps = 100           # sized for a 2-core CPU; the original ran 10,000 (one image at a time)
   c.solve.lr = 0.05
   c.solve.schedule = 'constant' # constant | cosine
-  c.solve.lam = 1e-3            # weight of the prior on z
   c.solve.prior = 'l2'          # l2 (paper) | l1 (original code) | sphere (PULSE)
   c.solve.restarts = 2          # R optimised starts per image, best by objective
   c.solve.output = 'best'       # best (G(z*) of the best restart, the paper) | mean (mean over restarts)
   c.solve.n_init = 16           # best-of-N random latents seeding each restart (original: 1000)
   c.solve.seed = 0
-  # Per-method overrides (unset: lr / lam above). GAN and CSGM objectives sum over pixels, GE's over
-  # code_dim values, so the same lam weighs the prior differently; each is tuned on the validation split.
-  # Values tuned on 48 validation images (docs/EVALUATION.md): GE lam 1.0, GAN-only and CSGM lam 0.1.
-  for m in ('gan', 'ge', 'csgm'):
-    c.solve[f'lr_{m}'] = config_dict.placeholder(float)
-    c.solve[f'lam_{m}'] = config_dict.placeholder(float)
+  # Weight of the prior on z, per method: GAN and CSGM objectives are means over pixels, GE's over
+  # code_dim values, so the same lam weighs the prior differently (each tuned on validation images).
   c.solve.lam_ge = 1.0
   c.solve.lam_gan = 0.1
   c.solve.lam_csgm = 0.1
@@ -105,4 +104,22 @@ def get_config() -> ml_collections.ConfigDict:
   c.ops.superres_factor = 2
   c.ops.superres_filter = 'box'     # box | bicubic | gaussian
   c.ops.seed = 0
+
+  # --- evaluation (python -m ge_jax.evaluate) --------------------------------
+  c.eval = ml_collections.ConfigDict()
+  c.eval.outdir = config_dict.placeholder(str)  # default results/<name>
+  c.eval.record_every = 10      # solver steps between convergence points (0: off)
+  c.eval.sweep_task = 'denoise-0.3'  # task of the lambda sweep ('' = none)
+  c.eval.sweep_lams = (0.0, 1e-3, 1e-2, 0.1, 1.0)
+  c.eval.sweep_n = 100          # validation images of the lambda sweep
+  return c
+
+
+def eval_budget(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The solver budget of the reported evaluation (results/mnist): 60 Adam steps, 1 restart, best of 16."""
+  c.solve.steps = 60
+  c.solve.restarts = 1
+  c.solve.n_init = 16
+  c.eval.sweep_lams = (0.0, 0.01, 0.1, 1.0, 10.0)
+  c.eval.sweep_n = 48
   return c

@@ -12,6 +12,4 @@ def get_config():
   c.name = 'mnist_aug'
   c.note = 'AE trained as a denoising AE on all corruption families: Dec(E(P(x))) ~ x (weight 1)'
   c.ae.augment = 'all'
-  c.ae.augment_weight = 0.0
-  c.ae.augment_recon = 1.0
   return c

@@ -7,10 +7,14 @@ configs/mnist_aug.py (workdir runs/mnist_aug).
 from configs import mnist_aug
 
 
-def get_config():
-  c = mnist_aug.get_config()
-  c.note = 'mnist_aug, 2000 steps, 1 restart, lam_ge 0.01 (lam_gan 0.1)'
+def steps2000(c):
   c.solve.steps = 2000
   c.solve.restarts = 1
   c.solve.lam_ge = 0.01
+  return c
+
+
+def get_config():
+  c = steps2000(mnist_aug.get_config())
+  c.note = 'mnist_aug, 2000 steps, 1 restart, lam_ge 0.01 (lam_gan 0.1)'
   return c

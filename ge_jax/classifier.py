@@ -18,7 +18,6 @@ The numbers go to <workdir>/classifier/sample_quality.json.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -29,6 +28,7 @@ import numpy as np
 import optax
 from absl import app, flags
 
+from ge_jax import batching, fileio
 from ge_jax.errors import UserError
 
 FEATURES = 128
@@ -76,13 +76,13 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, *, steps: int = 150
 def apply(params, x: np.ndarray, batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
   """(softmax probabilities (N, K), penultimate features (N, 128)) of images in [-1, 1]."""
   k = params['Dense_1']['bias'].shape[0]
-  fn = jax.jit(lambda p, x: Classifier(num_classes=k).apply({'params': p}, x))
-  probs, feats = [], []
-  for i in range(0, len(x), batch_size):
-    logits, f = fn(params, x[i:i + batch_size])
-    probs.append(np.asarray(jax.nn.softmax(logits)))
-    feats.append(np.asarray(f))
-  return np.concatenate(probs), np.concatenate(feats)
+
+  @jax.jit
+  def fn(p, x):  # one array out, so map_batched can batch it: probabilities, then features
+    logits, f = Classifier(num_classes=k).apply({'params': p}, x)
+    return jnp.concatenate([jax.nn.softmax(logits), f], axis=1)
+  out = batching.map_batched(fn, params, x, min(batch_size, len(x)))
+  return out[:, :k], out[:, k:]
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -105,25 +105,21 @@ def load_or_train(workdir: str, dataset, *, steps: int = 1500, seed: int = 0) ->
     with open(path, 'rb') as f:
       return serialization.msgpack_restore(f.read())
   params = train_classifier(dataset.train, dataset.train_labels, steps=steps, seed=seed)
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path + '.tmp', 'wb') as f:
-    f.write(serialization.msgpack_serialize(jax.tree.map(np.asarray, params)))
-  os.replace(path + '.tmp', path)
+  fileio.write_bytes(path, serialization.msgpack_serialize(jax.tree.map(np.asarray, params)))
   return params
 
 
 def sample_quality(config, workdir: str, *, n_samples: int | None = None, steps: int = 1500) -> dict:
   """Scores G's samples against the test split (see the module docstring); writes the JSON too."""
-  from ge_jax import data, pretrain
+  from ge_jax import data, load
   from ge_jax.models import Nets
   ds = data.load(config.data)
   clf = load_or_train(workdir, ds, steps=steps, seed=int(config.seed))
   nets = Nets(config)
-  g = pretrain.load_trained(config, workdir)['generator']
+  g = load.load_trained(config, workdir)['generator']
   n = n_samples or len(ds.test)
   z = jax.random.normal(jax.random.key(int(config.seed) + 777), (n, nets.latent_dim))
-  gen = jax.jit(nets.G)
-  samples = np.concatenate([np.asarray(gen(g, z[i:i + 500])) for i in range(0, n, 500)])
+  samples = batching.map_batched(jax.jit(nets.G), g, z, min(500, n))
   p_test, f_test = apply(clf, ds.test)
   p_val, f_val = apply(clf, ds.val)
   p_g, f_g = apply(clf, samples)
@@ -134,10 +130,7 @@ def sample_quality(config, workdir: str, *, n_samples: int | None = None, steps:
              test_accuracy=(float((p_test.argmax(1) == ds.test_labels).mean())
                             if ds.test_labels is not None else None),
              class_histogram_g=[round(float(h), 4) for h in hist])
-  path = os.path.join(workdir, 'classifier', 'sample_quality.json')
-  with open(path + '.tmp', 'w') as f:
-    json.dump(out, f, indent=1)
-  os.replace(path + '.tmp', path)
+  fileio.write_json(os.path.join(workdir, 'classifier', 'sample_quality.json'), out)
   return out
 
 

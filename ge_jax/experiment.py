@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import time
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from ge_jax import metrics, operators, solver, viz
+from ge_jax import fileio, metrics, operators, solver, viz
 from ge_jax.errors import UserError
 from ge_jax.models import Nets
 
@@ -71,9 +70,13 @@ def _check_images(x: np.ndarray, name: str) -> None:
 
 
 def method_setting(solve_cfg, name: str, method: str):
-  """config.solve.<name>_<method> when set (e.g. lam_gan), else config.solve.<name>."""
+  """config.solve.<name>_<method> when the config has it (lam_ge, lam_gan, lam_csgm), else config.solve.<name>."""
   value = solve_cfg.get(f'{name}_{method}', None) if hasattr(solve_cfg, 'get') else None
-  return solve_cfg[name] if value is None else value
+  if value is None:
+    value = solve_cfg.get(name, None) if hasattr(solve_cfg, 'get') else getattr(solve_cfg, name, None)
+  if value is None:
+    raise UserError(f'config.solve.{name}_{method} is not set; give it a value (see configs/mnist.py).')
+  return value
 
 
 def restore(config, params, *, task: str, clean: np.ndarray | None = None, corrupted: np.ndarray | None = None,
@@ -112,13 +115,7 @@ def restore(config, params, *, task: str, clean: np.ndarray | None = None, corru
 
   op_params: Any = {}
   if task != 'none':
-    key = jax.random.key(config.ops.seed)
-    corrupt = jax.jit(lambda k, x: operators.corrupt(op, k, x))
-    # Per-image randomness from the global index, so image i is corrupted the same in any batch.
-    y, op_params = jax.vmap(lambda i, x: corrupt(jax.random.fold_in(key, i), x[None]))(
-        np.asarray(indices), np.asarray(clean))
-    corrupted = np.asarray(y[:, 0])
-    op_params = jax.tree.map(lambda a: np.asarray(a[:, 0]), op_params)
+    corrupted, op_params = operators.corrupt_images(op, jax.random.key(config.ops.seed), clean, indices)
 
   scfg = config.solve
   bs = min(int(scfg.batch_size), n)
@@ -212,14 +209,10 @@ def save(out: Outcome, outdir: str, scores: dict, max_cols: int = 16) -> dict[st
                metrics=os.path.join(outdir, 'metrics.json'))
   arrays = {k: v for k, v in dict(clean=out.clean, corrupted=out.corrupted).items() if v is not None}
   arrays.update(out.recon)
-  tmp = paths['npz'] + '.tmp.npz'
-  np.savez_compressed(tmp, indices=out.indices, **arrays)
-  os.replace(tmp, paths['npz'])
+  fileio.save_npz(paths['npz'], indices=out.indices, **arrays)
   order = ['clean', 'corrupted', 'ae', 'gan', 'ge', 'csgm']
   rows = [(k, arrays[k]) for k in order if k in arrays]
   viz.save_rows(paths['grid'], [np.nan_to_num(r, nan=-1.0) for _, r in rows],
                 [ROW_LABELS[k] for k, _ in rows], max_cols=max_cols)
-  with open(paths['metrics'] + '.tmp', 'w') as f:
-    json.dump(scores, f, indent=1)
-  os.replace(paths['metrics'] + '.tmp', paths['metrics'])
+  fileio.write_json(paths['metrics'], scores)
   return paths

@@ -49,7 +49,7 @@ def make_pictures(config, params, clean: np.ndarray, labels: np.ndarray | None, 
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
-  from ge_jax import solver, viz
+  from ge_jax import batching, fileio, solver, viz
   from ge_jax.models import Nets
   os.makedirs(outdir, exist_ok=True)
   nets = Nets(config)
@@ -58,7 +58,7 @@ def make_pictures(config, params, clean: np.ndarray, labels: np.ndarray | None, 
   key = jax.random.key(int(config.seed) + 4242)
   z_prior = np.asarray(jax.random.normal(key, (n, nets.latent_dim)))
   g = jax.jit(nets.G)
-  samples = np.concatenate([np.asarray(g(params['generator'], z_prior[i:i + bs])) for i in range(0, n, bs)])
+  samples = batching.map_batched(g, params['generator'], z_prior, bs)
   m_real = solver.encode_all(nets, params, clean, bs)
   m_gen = solver.encode_all(nets, params, samples, bs)
 
@@ -108,8 +108,7 @@ def make_pictures(config, params, clean: np.ndarray, labels: np.ndarray | None, 
   ax.set_title(f'G latent space, PCA ({100 * var_z.sum():.0f}% of variance)', fontsize=10)
   ax.legend(fontsize=7)
   fig.tight_layout()
-  fig.savefig(os.path.join(outdir, 'latent_pca.png'), dpi=80)
-  plt.close(fig)
+  viz.save_figure(os.path.join(outdir, 'latent_pca.png'), fig, dpi=80)
 
   dist = lambda a, b: float(np.mean(np.linalg.norm(a - b, axis=1)))
   stats = dict(task=task, n_real=n, n_ge=n_ge, code_dim=int(m_real.shape[1]), latent_dim=int(nets.latent_dim),
@@ -120,23 +119,19 @@ def make_pictures(config, params, clean: np.ndarray, labels: np.ndarray | None, 
                mean_code_dist_corrupted_to_ge=dist(m_y, m_ge),
                mean_z_norm_prior=float(np.mean(np.linalg.norm(z_prior, axis=1))),
                mean_z_norm_ge=float(np.mean(np.linalg.norm(z_ge, axis=1))))
-  with open(os.path.join(outdir, 'latent_stats.json'), 'w') as f:
-    json.dump(stats, f, indent=1)
+  fileio.write_json(os.path.join(outdir, 'latent_stats.json'), stats)
   return stats
 
 
 def solve_ge(config, params, clean: np.ndarray, task: str, progress: bool = False):
   """(observation y, z*, G(z*)) of GE on evaluation task `task` (y = clean for 'compress')."""
-  from ge_jax import evaluate, experiment, operators, solver
+  from ge_jax import experiment, operators, solver, tasks
   from ge_jax.models import Nets
-  c, op_name = evaluate.task_config(config, task)
+  c, op_name = tasks.task_config(config, task)
   nets = Nets(c)
   op = operators.make(op_name, c.ops, nets.image_shape)
-  key = jax.random.key(c.ops.seed)
   idx = np.arange(len(clean))
-  y = np.stack([np.asarray(operators.corrupt(op, jax.random.fold_in(key, int(i)), x[None])[0][0])
-                for i, x in zip(idx, clean)])
-  y = clean if op.code_only else y
+  y = clean if op.code_only else operators.corrupt_images(op, jax.random.key(c.ops.seed), clean, idx)[0]
   bs = min(int(c.solve.batch_size), len(clean))
   codes = solver.encode_all(nets, params, y, bs)
   spec = solver.SolverSpec.from_config(c.solve, 'ge')
@@ -148,7 +143,7 @@ def solve_ge(config, params, clean: np.ndarray, task: str, progress: bool = Fals
 
 
 def main(argv):
-  from ge_jax import cli, data, pretrain
+  from ge_jax import cli, data, load
   from ge_jax.errors import UserError
   f = flags.FLAGS
   config = f.config
@@ -158,7 +153,7 @@ def main(argv):
   n = min(f.n, len(ds.test))
   if n < 2:
     raise UserError(f'--n={f.n} must be at least 2.')
-  params = pretrain.load_trained(config, workdir)
+  params = load.load_trained(config, workdir)
   labels = None if ds.test_labels is None else ds.test_labels[:n]
   stats = make_pictures(config, params, ds.test[:n], labels, outdir, n_ge=f.n_ge, task=f.task,
                         steps=f.steps)

@@ -28,6 +28,7 @@ Design choices:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, Callable, Mapping
 
@@ -71,6 +72,29 @@ def corrupt(op: Operator, key: Array, x: Array) -> tuple[Array, Any]:
   k_params, k_noise = jax.random.split(key)
   params = op.sample_params(k_params, x.shape[0])
   return op.noise(k_noise, op.forward(x, params)), params
+
+
+def corrupt_images(op: Operator, key: Array, x, indices=None) -> tuple[np.ndarray, Any]:
+  """Corrupts each image on its own: image j gets the key fold_in(key, indices[j]).
+
+  The one way to corrupt a set of images for solving and evaluation: an image's observation
+  depends only on (key, its global index), never on its batch-mates or on how the set is split.
+  One jitted vmap over the images; returns (y, params) as numpy, params with a leading image axis.
+  """
+  x = np.asarray(x)
+  indices = np.arange(len(x)) if indices is None else np.asarray(indices)
+  if indices.shape != (len(x),):
+    raise UserError(f'got {len(x)} images but {indices.shape} indices; give one index per image.')
+  y, params = _corrupt_each(op, key, x, indices)
+  return np.asarray(y), jax.tree.map(np.asarray, params)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _corrupt_each(op: Operator, key: Array, x: Array, indices: Array) -> tuple[Array, Any]:
+  def one(i, xi):
+    y, params = corrupt(op, jax.random.fold_in(key, i), xi[None])
+    return y[0], jax.tree.map(lambda a: a[0], params)
+  return jax.vmap(one)(indices, x)
 
 
 # --- helpers ------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ random is a function of (seed, step), so a resumed run continues exactly as an u
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -18,9 +19,11 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from ge_jax import checkpoint, data as data_lib, metrics, parallel, viz
+from ge_jax import batching, checkpoint, data as data_lib, fileio, metrics, parallel, viz
 from ge_jax.errors import UserError
-from ge_jax.models import Nets, init_params
+from ge_jax.load import load_trained  # noqa: F401  (kept for callers of pretrain.load_trained)
+from ge_jax.models import Nets
+from ge_jax.train_state import gan_optimizers, init_ae_state, init_gan_state
 
 Array = jax.Array
 PHASES = ('gan', 'ae')
@@ -32,19 +35,6 @@ PHASES = ('gan', 'ae')
 def _ema_decay(decay: float, step: Array) -> Array:
   """EMA decay with a warm-up, so short runs are not dominated by the initial weights."""
   return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
-
-
-def gan_optimizers(gan_cfg):
-  tx = optax.adam(gan_cfg.lr, b1=gan_cfg.b1, b2=gan_cfg.b2)
-  return tx, tx
-
-
-def init_gan_state(nets: Nets, config, key: Array) -> dict:
-  p = init_params(config, key)
-  tx_g, tx_d = gan_optimizers(config.gan)
-  return dict(step=jnp.zeros((), jnp.int32), g=p['generator'], d=p['discriminator'],
-              g_ema=jax.tree.map(jnp.copy, p['generator']),  # its own buffers (steps donate state)
-              opt_g=tx_g.init(p['generator']), opt_d=tx_d.init(p['discriminator']))
 
 
 def make_gan_step(nets: Nets, gan_cfg) -> Callable:
@@ -91,11 +81,6 @@ def make_gan_step(nets: Nets, gan_cfg) -> Callable:
     return new, dict(logs, g_loss=gl)
 
   return step
-
-
-def init_ae_state(nets: Nets, config, key: Array) -> dict:
-  p = init_params(config, key)['autoencoder']
-  return dict(step=jnp.zeros((), jnp.int32), ae=p, opt=optax.adam(config.ae.lr).init(p))
 
 
 def generated_count(ae_cfg) -> int:
@@ -235,10 +220,21 @@ class EpochSampler:
     return self._perm[k * self.batch:(k + 1) * self.batch]
 
 
+@functools.lru_cache(maxsize=None)
+def tensorboard(directory: str):
+  """The TensorBoard event writer of a folder (one per folder and process), as Flax's examples keep.
+
+  `tensorboard --logdir=<workdir>` then shows both phases' losses and sample pictures.
+  """
+  from tensorboardX import SummaryWriter
+  return SummaryWriter(directory)
+
+
 class JsonlLog:
   """Append-only loss log; on resume, drops lines past the restored step (they will be redone).
 
-  Only the primary process (process 0) touches the file; on the others it is a no-op.
+  Every record's numbers also go to TensorBoard (`<phase>/tensorboard/` beside the log).
+  Only the primary process (process 0) touches the files; on the others it is a no-op.
   """
 
   def __init__(self, path: str, resume_step: int):
@@ -247,9 +243,7 @@ class JsonlLog:
     if self.enabled and os.path.exists(path):
       with open(path) as f:
         keep = [l for l in f if l.strip() and _safe_step(l) is not None and _safe_step(l) <= resume_step]
-      with open(path + '.tmp', 'w') as f:
-        f.writelines(keep)
-      os.replace(path + '.tmp', path)
+      fileio.write_text(path, ''.join(keep))
 
   def write(self, record: dict) -> None:
     if not self.enabled:
@@ -257,6 +251,20 @@ class JsonlLog:
     with open(self.path, 'a') as f:
       f.write(json.dumps(record) + '\n')
       f.flush()
+    tb = tensorboard(os.path.join(os.path.dirname(self.path), 'tensorboard'))
+    for k, v in record.items():
+      if k != 'step':
+        tb.add_scalar(k, v, record['step'])
+    tb.flush()
+
+
+def _picture(phase_dir: str, name: str, step: int, images: np.ndarray, ncol: int | None = None) -> None:
+  """Writes a sample grid as samples/step_<k>.png, <name>.png and a TensorBoard image (primary only)."""
+  viz.save_grid(os.path.join(phase_dir, 'samples', f'step_{step:07d}.png'), images, ncol)
+  viz.save_grid(os.path.join(phase_dir, f'{name}.png'), images, ncol)
+  tb = tensorboard(os.path.join(phase_dir, 'tensorboard'))
+  tb.add_image(name, viz.grid(images, ncol), step, dataformats='HWC')
+  tb.flush()
 
 
 def _safe_step(line: str):
@@ -346,9 +354,7 @@ def train_gan(config, workdir: str, dataset: data_lib.Dataset, *, mesh=None, pro
     img = np.asarray(sample(state['g_ema'], z_fixed))
     if not parallel.is_primary():
       return
-    d = os.path.join(workdir, 'gan', 'samples')
-    viz.save_grid(os.path.join(d, f'step_{done:07d}.png'), img)
-    viz.save_grid(os.path.join(workdir, 'gan', 'samples.png'), img)
+    _picture(os.path.join(workdir, 'gan'), 'samples', done, img)
 
   return _run_phase(name='gan', phase_cfg=config.gan, config=config, workdir=workdir, state=state,
                     step_fn=lambda s, b: step(s, b, train_key),
@@ -380,8 +386,7 @@ def train_ae(config, workdir: str, dataset: data_lib.Dataset, g_params, *, mesh=
     if not parallel.is_primary():
       return
     pairs = np.stack([show, r], 1).reshape((-1,) + show.shape[1:])  # original, reconstruction, ...
-    viz.save_grid(os.path.join(workdir, 'ae', 'samples', f'step_{done:07d}.png'), pairs, ncol=16)
-    viz.save_grid(os.path.join(workdir, 'ae', 'reconstructions.png'), pairs, ncol=16)
+    _picture(os.path.join(workdir, 'ae'), 'reconstructions', done, pairs, ncol=16)
 
   if sampler:
     batch_fn = _batches(dataset.train, sampler, n_real, mesh)
@@ -393,37 +398,11 @@ def train_ae(config, workdir: str, dataset: data_lib.Dataset, g_params, *, mesh=
                     on_picture=on_picture, mesh=mesh, progress=progress)
 
 
-def load_trained(config, workdir: str, mesh=None) -> dict:
-  """{'generator': EMA params of G, 'autoencoder': AE params} from a workdir's final checkpoints."""
-  nets = Nets(config)
-  mesh = mesh or parallel.make_mesh()
-  key = jax.random.key(config.seed)
-  out = {}
-  for phase, init, pick, name in (('gan', init_gan_state, 'g_ema', 'generator'), ('ae', init_ae_state, 'ae', 'autoencoder')):
-    ckdir = os.path.join(workdir, phase, 'checkpoints')
-    if not os.path.isdir(ckdir):
-      raise UserError(f'no {phase.upper()} checkpoints in {ckdir}; train first: '
-                      f'python train.py --config=<the same config> --workdir={workdir}')
-    target = jax.eval_shape(lambda: init(nets, config, key))
-    target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=parallel.replicated(mesh)),
-                          target)
-    with checkpoint.Checkpoints(ckdir, shape_keys=checkpoint.PHASE_SHAPE_KEYS[phase]) as ckpts:
-      state, step = ckpts.restore(target, config)
-    if state is None:
-      raise UserError(f'no complete {phase.upper()} checkpoint in {ckdir}; train first: '
-                      f'python train.py --config=<the same config> --workdir={workdir}')
-    if step < config[phase].steps:
-      print(f'note: the {phase.upper()} checkpoint is at step {step} of {config[phase].steps} (training unfinished).')
-    out[name] = state[pick]
-  return out
-
-
 def evaluate_ae(config, ae_params, images: np.ndarray, batch_size: int = 500) -> dict:
   """Mean PSNR / SSIM (on [0, 1]) of Dec(E(x)) over `images`."""
   nets = Nets(config)
   recon = jax.jit(lambda p, x: nets.Dec(p, nets.E(p, x)))
-  out = np.concatenate([np.asarray(recon(ae_params, images[i:i + batch_size]))
-                        for i in range(0, len(images), batch_size)])
+  out = batching.map_batched(recon, ae_params, images, min(batch_size, len(images)))
   x, r = metrics.to_unit(images), metrics.to_unit(out)
   psnr, ssim = np.asarray(metrics.psnr(r, x)), np.asarray(metrics.ssim(r, x))
   summary = lambda v: {k: float(s) for k, s in metrics.summary(v).items()}
@@ -458,8 +437,7 @@ def train_and_evaluate(config, workdir: str, *, progress: bool = True, mesh=None
   summary = dict(config=config.name, data=dataset.source, gan_steps=int(gan['step']), ae_steps=int(ae['step']),
                  ae_test=ev, seconds_this_run=round(time.time() - t0, 1), seconds_gan_this_run=round(t_gan, 1))
   if parallel.is_primary():
-    with open(os.path.join(workdir, 'summary.json'), 'w') as f:
-      json.dump(summary, f, indent=2)
+    fileio.write_json(os.path.join(workdir, 'summary.json'), summary, indent=2)
   print(f'AE reconstruction on the {ev["n"]} held-out test images: PSNR {ev["psnr"]["mean"]:.2f} '
         f'+- {ev["psnr"]["se"]:.2f} dB, SSIM {ev["ssim"]["mean"]:.3f}.')
   print(f'done in {time.time() - t0:.0f} s; checkpoints, samples and logs are in {workdir}')

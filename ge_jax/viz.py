@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from ge_jax import fileio
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
@@ -31,11 +32,9 @@ def grid(images: np.ndarray, ncol: int | None = None, pad: int = 2, scale: int =
 
 
 def save_png(path: str, picture: np.ndarray) -> str:
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   pic = picture[..., 0] if picture.ndim == 3 and picture.shape[-1] == 1 else picture
-  tmp = path + '.tmp.png'
-  Image.fromarray(pic).save(tmp)
-  os.replace(tmp, path)  # never leave a half-written picture behind
+  with fileio.atomic_path(path) as tmp:
+    Image.fromarray(pic).save(tmp)
   return path
 
 
@@ -59,8 +58,15 @@ def save_rows(path: str, rows: Sequence[np.ndarray], labels: Sequence[str], scal
     canvas.paste(img, (label_w, y))
     draw.text((4, y + tile.shape[0] // 2 - 6), label, fill='black')
     y += tile.shape[0]
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = path + '.tmp.png'
-  canvas.save(tmp)
-  os.replace(tmp, path)
+  with fileio.atomic_path(path) as tmp:
+    canvas.save(tmp)
+  return path
+
+
+def save_figure(path: str, fig, dpi: int = 80) -> str:
+  """Saves a matplotlib figure atomically and closes it."""
+  import matplotlib.pyplot as plt
+  with fileio.atomic_path(path) as tmp:
+    fig.savefig(tmp, dpi=dpi)
+  plt.close(fig)
   return path

@@ -4,6 +4,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 
 from conftest import run_cli
 
@@ -11,9 +12,10 @@ from conftest import run_cli
 def test_evaluate_writes_table_json_and_figures(tiny_workdir, tiny_config, tmp_path):
   from ge_jax import evaluate
   out = tmp_path / 'res'
-  r = evaluate.evaluate(tiny_config, tiny_workdir, str(out), split='test', n=6,
-                        tasks=['denoise-0.3', 'compress'], record_every=5, sweep_task='denoise-0.3',
-                        sweep_lams=[0.0, 0.1], sweep_n=4, command='test')
+  c = tiny_config
+  c.eval.update(dict(record_every=5, sweep_task='denoise-0.3', sweep_lams=(0.0, 0.1), sweep_n=4))
+  r = evaluate.evaluate(c, tiny_workdir, str(out), split='test', n=6, tasks=['denoise-0.3', 'compress'],
+                        command='test')
   for f in ('results.md', 'results.json', 'convergence.png', 'lambda_sweep.png', 'grid_denoise-0.3.png',
             'grid_compress.png'):
     assert os.path.getsize(out / f) > 0, f
@@ -32,21 +34,36 @@ def test_evaluate_writes_table_json_and_figures(tiny_workdir, tiny_config, tmp_p
   assert '**' in md and '| denoise-0.3 |' in md and 'GE − CSGM' in md and 'GE − GAN' in md and '## Settings' in md
 
 
-def test_per_method_overrides(tiny_config):
+def test_per_method_settings(tiny_config):
   from ge_jax import evaluate, experiment
+  from ge_jax.errors import UserError
   c = tiny_config
   c.solve.lam_gan = 0.5
-  c.solve.lam_ge = None  # unset: falls back to config.solve.lam
   assert experiment.method_setting(c.solve, 'lam', 'gan') == 0.5
-  assert experiment.method_setting(c.solve, 'lam', 'ge') == c.solve.lam
+  assert experiment.method_setting(c.solve, 'lam', 'ge') == c.solve.lam_ge
   s = evaluate.settings(c)
-  assert s['lam_gan'] == 0.5 and s['lam_ge'] == c.solve.lam and s['lr_ge'] == c.solve.lr
+  assert s['lam_gan'] == 0.5 and s['lam_ge'] == c.solve.lam_ge and s['lr_ge'] == c.solve.lr
+  c.solve.lam_ge = None  # no global lam to fall back to: a clear error, not a silent default
+  with pytest.raises(UserError, match='lam_ge'):
+    experiment.method_setting(c.solve, 'lam', 'ge')
 
 
 def test_task_config_sets_ops(tiny_config):
-  from ge_jax import evaluate
-  c, op = evaluate.task_config(tiny_config, 'superres-x4')
+  from ge_jax import tasks
+  c, op = tasks.task_config(tiny_config, 'superres-x4')
   assert op == 'superres' and c.ops.superres_factor == 4 and tiny_config.ops.superres_factor == 2
+  spec = tasks.get('inpaint-pixels')
+  assert spec.ops(tiny_config.ops)['inpaint_mode'] == 'pixels' and tiny_config.ops.inpaint_mode == 'center'
+
+
+def test_outdir_comes_from_the_eval_config():
+  from configs import mnist, mnist_aug_eval
+  from ge_jax import evaluate
+  assert evaluate.default_outdir(mnist_aug_eval.get_config()) == 'results/mnist'
+  assert evaluate.default_outdir(mnist.get_config()) == os.path.join('results', 'mnist')
+  c = mnist_aug_eval.get_config()  # the budget results/mnist reports
+  assert (c.name, c.solve.steps, c.solve.restarts, c.solve.n_init, c.eval.sweep_n) == ('mnist_aug', 60, 1, 16, 48)
+  assert list(c.eval.sweep_lams) == [0, 0.01, 0.1, 1, 10]
 
 
 def test_cli_bad_task_is_one_line(tiny_workdir, tmp_path):

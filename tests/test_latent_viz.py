@@ -4,9 +4,9 @@ import os
 
 
 def test_latent_pictures(tiny_workdir, tiny_config, tmp_path):
-  from ge_jax import data, latent_viz, pretrain
+  from ge_jax import data, latent_viz, load
   ds = data.load(tiny_config.data)
-  params = pretrain.load_trained(tiny_config, tiny_workdir)
+  params = load.load_trained(tiny_config, tiny_workdir)
   stats = latent_viz.make_pictures(tiny_config, params, ds.test[:24], ds.test_labels[:24], str(tmp_path),
                                    n_ge=4, task='denoise-0.3', steps=5)
   for f in ('latent_pca.png', 'latent_interpolation.png', 'latent_stats.json'):

@@ -27,7 +27,7 @@ def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
   monkeypatch.setenv('JAX_PLATFORMS', 'cpu')
   monkeypatch.setenv('GE_JAX_CACHE', '')
   monkeypatch.setenv('PYTHONPATH', ROOT)
-  monkeypatch.setenv('GE_JAX_NOTEBOOK_CONFIG', 'configs/mnist_tiny.py')
+  monkeypatch.setenv('GE_JAX_NOTEBOOK_CONFIG', 'mnist_tiny')
   monkeypatch.setenv('GE_JAX_NOTEBOOK_WORKDIR', str(tmp_path / 'run'))
   monkeypatch.setenv('GE_JAX_NOTEBOOK_STEPS', '4')
   monkeypatch.setenv('GE_JAX_NOTEBOOK_N', '12')  # not a multiple of 8: padded to 16
@@ -36,7 +36,7 @@ def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
   NotebookClient(nb, timeout=600, kernel_name='python3', resources={'metadata': {'path': ROOT}}).execute()
 
   text = _text(nb)
-  assert 'ge-jax from ' + ROOT in text  # already importable: nothing cloned or installed
+  assert 'ge-jax from ' + ROOT in text  # already importable: nothing installed
   assert not os.path.exists(os.path.join(ROOT, 'ge-jax'))
   assert '8 CPU device(s)' in text and 'lies on 8 device(s)' in text
   assert len(_outputs(nb, 'image/png')) == 3  # G's samples, AE reconstructions, the comparison grid

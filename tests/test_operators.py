@@ -79,6 +79,24 @@ def test_jit_vmap_and_batch_independence(op):
                                 noise(jax.random.key(4), full[:2]))
 
 
+def test_corrupt_images_is_per_global_index(op):
+  x = np.asarray(_images(5))
+  key, idx = jax.random.key(7), np.array([10, 3, 42, 0, 9])
+  y, params = operators.corrupt_images(op, key, x, idx)
+  assert isinstance(y, np.ndarray) and y.shape == x.shape
+  # Image j is what `corrupt` gives it alone with the key fold_in(key, idx[j]) ...
+  for j in (0, 2):
+    yj, pj = _corrupt(op, jax.random.fold_in(key, int(idx[j])), x[j:j + 1])
+    np.testing.assert_allclose(y[j], yj[0], atol=1e-6)
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(a[j], b[0]), params, pj)
+  # ... bit for bit the same in any subset or order of images.
+  sub, psub = operators.corrupt_images(op, key, x[[2, 0]], idx[[2, 0]])
+  np.testing.assert_array_equal(sub, y[[2, 0]])
+  jax.tree.map(lambda a, b: np.testing.assert_array_equal(a[[2, 0]], b), params, psub)
+  with pytest.raises(UserError, match='one index per image'):
+    operators.corrupt_images(op, key, x, idx[:2])
+
+
 def test_forward_grad_finite(op):
   x = _images(2)
   params = jax.jit(op.sample_params, static_argnums=1)(jax.random.key(5), 2)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ge_jax import checkpoint, data, models, pretrain
+from ge_jax import checkpoint, data, load, models, pretrain
 from ge_jax.errors import UserError
 
 
@@ -116,7 +116,7 @@ def test_checkpoint_of_another_config_is_refused(tiny_workdir, tiny_config):
     pretrain.train_gan(wider, tiny_workdir, ds, progress=False)
   tiny_config.ae.code_dim = tiny_config.ae.code_dim + 1
   with pytest.raises(UserError, match='ae.code_dim'):
-    pretrain.load_trained(tiny_config, tiny_workdir)
+    load.load_trained(tiny_config, tiny_workdir)
 
 
 def test_gan_is_shared_by_an_ae_of_another_code_size(tiny_workdir, tiny_config, tmp_path, capsys):
@@ -127,4 +127,31 @@ def test_gan_is_shared_by_an_ae_of_another_code_size(tiny_workdir, tiny_config, 
   g = pretrain.train_gan(tiny_config, str(tmp_path), ds, progress=False)
   assert 'already trained' in capsys.readouterr().out
   from configs import mnist_tiny
-  _leaves_equal(g['g_ema'], pretrain.load_trained(mnist_tiny.get_config(), tiny_workdir)['generator'])
+  _leaves_equal(g['g_ema'], load.load_trained(mnist_tiny.get_config(), tiny_workdir)['generator'])
+
+
+def _events(folder: str) -> list:
+  """Every Event record of the TensorBoard files in `folder` (TFRecord framing: length, crc, data, crc)."""
+  import glob
+  import struct
+  from tensorboardX.proto import event_pb2
+  out = []
+  for path in sorted(glob.glob(os.path.join(folder, 'events.out.tfevents.*'))):
+    raw = open(path, 'rb').read()
+    i = 0
+    while i < len(raw):
+      (n,) = struct.unpack('<Q', raw[i:i + 8])
+      out.append(event_pb2.Event.FromString(raw[i + 12:i + 12 + n]))
+      i += 12 + n + 4
+  return out
+
+
+def test_tensorboard_has_losses_and_pictures(tiny_workdir, tiny_config):
+  for phase, loss, picture in (('gan', 'g_loss', 'samples'), ('ae', 'recon_mse', 'reconstructions')):
+    events = _events(os.path.join(tiny_workdir, phase, 'tensorboard'))
+    values = [(e.step, v.tag) for e in events for v in e.summary.value]
+    steps = sorted({s for s, tag in values if tag == loss})
+    assert steps == list(range(tiny_config[phase].log_every, tiny_config[phase].steps + 1, tiny_config[phase].log_every))
+    assert any(tag == picture for _, tag in values)
+    with open(os.path.join(tiny_workdir, phase, 'log.jsonl')) as f:
+      assert len(f.readlines()) == len(steps)  # the same records as the JSONL log

@@ -1,0 +1,117 @@
+"""The Python API: load a trained workdir, restore a batch of images with any method and task, score it.
+
+  from ge_jax import api
+  model = api.load('runs/mnist_aug')                          # the config saved with the checkpoints
+  out = api.restore(model, clean, task='deblur')              # every method: ae, gan, ge, csgm
+  out.recon['ge']                                             # (N, H, W, C) in [-1, 1]
+  api.score(out)['methods']['ge']['psnr_mean']                # PSNR / SSIM on [0, 1]
+  out = api.restore(model, corrupted=y, task='none', methods=('ge',))   # already-corrupted input
+
+Images are NHWC float32 in [-1, 1] (`ge_jax.data.to_model_range` converts uint8 or [0, 1] arrays).
+`task` is an operator name (`ge_jax.operators.TASKS`, parameters from `model.config.ops`, which
+`ops=` overrides) or an evaluation task name (`ge_jax.tasks.EVAL_TASKS`, e.g. 'superres-x4').
+solve.py, `python -m ge_jax.evaluate` and the notebook run through these three calls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import numpy as np
+
+from ge_jax import experiment, load as load_lib, operators, tasks
+from ge_jax.errors import UserError
+
+METHODS = experiment.METHODS
+Outcome = experiment.Outcome
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+  """A trained GE model: the config it was trained with, and its parameters.
+
+  Attributes:
+    config: the run's ConfigDict (model, data, solve and ops blocks are read).
+    params: {'generator': G's EMA params, 'autoencoder': the AE's params}, replicated on the mesh.
+    workdir: where the checkpoints came from.
+  """
+  config: Any
+  params: dict
+  workdir: str = ''
+
+  @property
+  def image_shape(self) -> tuple[int, int, int]:
+    d = self.config.data
+    return (int(d.image_size), int(d.image_size), int(d.channels))
+
+
+def load(workdir: str, config=None, *, mesh=None) -> Model:
+  """Loads a workdir's final checkpoints; `config` defaults to the one saved with them."""
+  config = load_lib.saved_config(workdir) if config is None else config
+  return Model(config=config, params=load_lib.load_trained(config, workdir, mesh=mesh), workdir=workdir)
+
+
+def _task_config(config, task: str, ops: Mapping[str, Any] | None):
+  """(config with config.ops for this task, operator name)."""
+  if task in tasks.EVAL_TASKS:
+    config, op = tasks.task_config(config, task)
+  elif task in operators.TASKS:
+    op = task
+    if ops:
+      config = config.copy_and_resolve_references()
+  else:
+    raise UserError(f'unknown task {task!r}; choose an operator ({", ".join(operators.TASKS)}) '
+                    f'or an evaluation task ({", ".join(tasks.EVAL_TASKS)}).')
+  if ops:
+    with config.unlocked():
+      for k, v in ops.items():
+        config.ops[k] = v
+  return config, op
+
+
+def restore(model: Model, clean: np.ndarray | None = None, *, task: str = 'denoise',
+            corrupted: np.ndarray | None = None, methods=METHODS, ops: Mapping[str, Any] | None = None,
+            indices: np.ndarray | None = None, progress: bool = False, record_every: int = 0,
+            place=None) -> Outcome:
+  """Corrupts `clean` with `task` (or takes `corrupted` as the observation, task 'none') and restores it.
+
+  Args:
+    model: from `load`.
+    clean: (N, H, W, C) clean images in [-1, 1]; needed for every task but 'none' (optional there,
+      to score the result).
+    task: an operator or evaluation task name (see the module docstring).
+    corrupted: the observation for task 'none'.
+    methods: any of 'ae', 'gan', 'ge', 'csgm'.
+    ops: overrides of config.ops for this call (e.g. {'denoise_sigma': 0.5}).
+    indices: global image indices: image i's corruption and random starts depend on (seed, i) only.
+    record_every: keep z every k solver steps (convergence curves), 0 = off.
+    place: a sharding hook for the solver (`ge_jax.parallel.solver_place(mesh)`).
+  Returns:
+    an `Outcome`: .recon[method], .corrupted, .objective, .diverged, timings.
+  """
+  config, op = _task_config(model.config, task, ops)
+  as_array = lambda a: None if a is None else np.asarray(a, np.float32)
+  clean, corrupted = as_array(clean), as_array(corrupted)
+  for name, x in (('clean', clean), ('corrupted', corrupted)):
+    if x is not None and (x.ndim != 4 or x.shape[1:] != model.image_shape):
+      raise UserError(f'{name} images have shape {x.shape}; this model takes (N, {", ".join(map(str, model.image_shape))}) '
+                      'arrays in [-1, 1].')
+  return experiment.restore(config, model.params, task=op, clean=clean, corrupted=corrupted,
+                            indices=indices, methods=tuple(methods), progress=progress,
+                            record_every=record_every, place=place)
+
+
+def score(out: Outcome) -> dict:
+  """PSNR / SSIM per method on [0, 1] (mean, standard error, per image): the content of metrics.json."""
+  return experiment.score(out)
+
+
+def save(out: Outcome, outdir: str, scores: dict | None = None) -> dict[str, str]:
+  """Writes reconstructions.npz, grid.png and metrics.json into `outdir`; returns their paths."""
+  return experiment.save(out, outdir, score(out) if scores is None else scores)
+
+
+def table(scores: dict) -> str:
+  """The plain-text table solve.py prints."""
+  return experiment.table(scores)

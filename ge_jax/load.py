@@ -1,0 +1,61 @@
+"""Loading trained networks for inference: a workdir's final G (EMA) and AE parameters.
+
+Apart from pre-training, so solving, evaluation and the pictures never import the training loop.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+
+from ge_jax import checkpoint, parallel
+from ge_jax.errors import UserError
+from ge_jax.models import Nets
+from ge_jax.train_state import init_ae_state, init_gan_state
+
+# phase -> (state layout, the entry used after training, its name in the returned dict)
+_PHASES = (('gan', init_gan_state, 'g_ema', 'generator'), ('ae', init_ae_state, 'ae', 'autoencoder'))
+
+
+def load_trained(config, workdir: str, mesh=None) -> dict:
+  """{'generator': EMA params of G, 'autoencoder': AE params} from a workdir's final checkpoints.
+
+  The parameters come back replicated on `mesh` (default: every device); a checkpoint written on
+  another device count restores too. A missing or mismatched checkpoint is a UserError.
+  """
+  nets = Nets(config)
+  mesh = mesh or parallel.make_mesh()
+  key = jax.random.key(config.seed)
+  out = {}
+  for phase, init, pick, name in _PHASES:
+    ckdir = os.path.join(workdir, phase, 'checkpoints')
+    if not os.path.isdir(ckdir):
+      raise UserError(f'no {phase.upper()} checkpoints in {ckdir}; train first: '
+                      f'python train.py --config=<the same config> --workdir={workdir}')
+    target = jax.eval_shape(lambda: init(nets, config, key))
+    target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=parallel.replicated(mesh)),
+                          target)
+    with checkpoint.Checkpoints(ckdir, shape_keys=checkpoint.PHASE_SHAPE_KEYS[phase]) as ckpts:
+      state, step = ckpts.restore(target, config)
+    if state is None:
+      raise UserError(f'no complete {phase.upper()} checkpoint in {ckdir}; train first: '
+                      f'python train.py --config=<the same config> --workdir={workdir}')
+    if step < config[phase].steps:
+      print(f'note: the {phase.upper()} checkpoint is at step {step} of {config[phase].steps} (training unfinished).')
+    out[name] = state[pick]
+  return out
+
+
+def saved_config(workdir: str):
+  """The config a workdir was trained with (saved beside its final AE checkpoint), as a ConfigDict."""
+  import ml_collections
+  ckdir = os.path.join(workdir, 'ae', 'checkpoints')
+  if not os.path.isdir(ckdir):
+    raise UserError(f'no AE checkpoints in {ckdir}; train first (python train.py --workdir={workdir}) '
+                    'or pass the config explicitly.')
+  with checkpoint.Checkpoints(ckdir, shape_keys=checkpoint.PHASE_SHAPE_KEYS['ae']) as ckpts:
+    saved = ckpts.saved_config()
+  if saved is None:
+    raise UserError(f'no complete AE checkpoint in {ckdir}; train first or pass the config explicitly.')
+  return ml_collections.ConfigDict(saved)
