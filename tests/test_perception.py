@@ -179,3 +179,19 @@ def test_pareto_front():
   pts = dict(a=(20.0, 50.0), b=(18.0, 30.0), c=(17.0, 40.0), d=(float('nan'), 1.0))
   assert perception.pareto_front(pts) == ['a', 'b']
   assert perception.pareto_front(dict(a=(1.0, 1.0), b=(1.0, 2.0))) == ['a']  # equal PSNR, worse FD
+
+
+def test_perception_distortion_figure_and_front_line(tmp_path):
+  from PIL import Image
+  from ge_jax import pd_plot
+  pts = dict(ae=(20.7, 13.0), gan=(18.0, 32.0), ge=dict(cpu=(18.0, 260.0), gpu=(18.4, 20.0)),
+             csgm=(19.0, 32.0), broken=(float('nan'), 1.0))
+  path = str(tmp_path / 'pd.png')
+  front = pd_plot.perception_distortion_figure(path, pts, errors=dict(ae=(0.1, 1.0), ge=dict(gpu=(0.2, 2.0))),
+                                               title='denoise-0.6', log_y=True)
+  assert front == ['ae']
+  assert Image.open(path).size[0] > 300
+  assert pd_plot.front_line('t', dict(ae=(20.0, 13.0), ge=dict(gpu=(18.0, 5.0)))) == \
+      't: on the PSNR / FD Pareto front: ae, ge@gpu'
+  with pytest.raises(UserError):
+    pd_plot.perception_distortion_figure(path, {})
