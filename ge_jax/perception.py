@@ -23,12 +23,14 @@ Feature extractors (`FeatureExtractor`, images (N, H, W, C) in [-1, 1] -> (N, F)
               network the judged methods use (GE optimises E's codes, so E's features would
               favour GE; D was trained against G). Random convolutional features are a
               recognised offline embedding: Naeem et al. (ICML 2020, "Reliable fidelity and
-              diversity metrics") show that randomly initialised CNN embeddings rank generative
-              models like trained ones on small images. Its weights come from numpy's PCG64
+              diversity metrics") propose randomly initialised CNN embeddings for domains where
+              ImageNet features do not fit. Its weights come from numpy's PCG64
               with a fixed seed (stable across numpy and JAX versions), He-scaled so activations
-              keep their size with depth; features are the global means of the ReLU maps after
-              each of 4 stages (receptive fields 3, 9, 21 and 45 px: strokes, parts, whole
-              digits), each stage scaled by 1 / sqrt(channels) so every scale weighs the same.
+              keep their size with depth: 3x3 convs, stride 1 then stride 2, with 16, 32, 64, 128,
+              128, ... channels until the map is 4 px wide (4 stages at 28 px, receptive fields
+              3, 7, 15 and 31 px: strokes, parts, whole digits; 5 at 64 px). Features are the
+              global means of each stage's ReLU map, scaled by 10 / sqrt(channels) so every scale
+              weighs the same and FDs read O(0.1)-O(100) (240-d at 28 px, 368-d at 64 px).
               It works for any H, W >= 8 and any channel count (weights depend on C).
               What it does not see: it has no notion of class; it is sensitive to noise and
               texture, which is what realism means at the pixel level.
