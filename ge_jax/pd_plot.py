@@ -40,6 +40,19 @@ def flatten(points: Mapping[str, Point | Mapping[str, Point]]) -> dict[str, Poin
   return out
 
 
+def points_from_scores(psnr: Mapping[str, tuple[float, float]], perception: dict, extractor: str,
+                       key: str = 'fd') -> tuple[dict[str, Point], dict[str, Point]]:
+  """(points, errors) for the figure from {method: (psnr_mean, psnr_se)} and a
+  `perception.perception_scores` result: key 'fd' or 'kid' of the named extractor."""
+  pts, errs = {}, {}
+  for method, (p, p_se) in psnr.items():
+    e = perception.get('methods', {}).get(method, {}).get(extractor, {})
+    if key in e:
+      pts[method] = (float(p), float(e[key]))
+      errs[method] = (float(p_se), float(e.get(f'{key}_se', float('nan'))))
+  return pts, errs
+
+
 def front_line(task: str, points: Mapping[str, Point | Mapping[str, Point]], what: str = 'FD') -> str:
   """One sentence naming the methods on the task's perception-distortion front."""
   front = pareto_front(flatten(points))

@@ -366,15 +366,13 @@ def perception_scores(restored: Mapping[str, np.ndarray], clean: np.ndarray, lab
                              methods={m: {} for m in names})
   finite = {m: np.isfinite(np.asarray(restored[m]).reshape(n, -1)).all(axis=1) for m in names}
   for ext in extractors:
-    # One embedding call for the clean set and every method (diverged rows zeroed, then dropped).
-    stacked = np.concatenate([clean] + [np.where(finite[m][:, None, None, None], restored[m], 0.0) for m in names])
-    feats, pred = ext.embed(stacked)
-    f_clean = feats[:n]
+    f_clean, _ = ext.embed(clean)
     cache: dict = {}
-    for i, m in enumerate(names):
+    for m in names:
       ok = finite[m]
-      f = feats[(i + 1) * n:(i + 2) * n][ok]
-      ref = f_clean[ok]
+      # Diverged rows are zeroed for the (fixed-shape) embedding call, then dropped.
+      f_all, pred = ext.embed(np.where(ok[:, None, None, None], restored[m], 0.0))
+      f, ref = f_all[ok], f_clean[ok]
       entry: dict[str, Any] = dict(n_scored=int(ok.sum()))
       if ok.sum() >= 4:
         entry['fd'] = frechet_distance(ref, f)
@@ -386,7 +384,7 @@ def perception_scores(restored: Mapping[str, np.ndarray], clean: np.ndarray, lab
       if per_image:
         entry['feature_distance'] = [round(float(v), 5) for v in d]
       if labels is not None and pred is not None and ok.any():
-        correct = (pred[(i + 1) * n:(i + 2) * n][ok] == np.asarray(labels)[ok]).astype(np.float64)
+        correct = (pred[ok] == np.asarray(labels)[ok]).astype(np.float64)
         entry['accuracy'], entry['accuracy_se'] = _mean_se(correct)
       out['methods'][m][ext.name] = entry
   return out

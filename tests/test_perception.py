@@ -195,3 +195,6 @@ def test_perception_distortion_figure_and_front_line(tmp_path):
       't: on the PSNR / FD Pareto front: ae, ge@gpu'
   with pytest.raises(UserError):
     pd_plot.perception_distortion_figure(path, {})
+  scores = dict(methods=dict(ae=dict(random=dict(fd=3.0, fd_se=0.5, kid=0.1)), gan=dict(random={})))
+  pts, errs = pd_plot.points_from_scores(dict(ae=(20.0, 0.1), gan=(18.0, 0.2)), scores, 'random')
+  assert pts == dict(ae=(20.0, 3.0)) and errs == dict(ae=(0.1, 0.5))
