@@ -104,3 +104,15 @@ def test_colour_images_restore_per_channel():
   ops = dict(denoise_sigma=0.2, seed=0)
   y, p = classical.corrupt('denoise', ops, clean)
   assert classical.restore('denoise', y, p, ops, 0.1).shape == clean.shape
+
+
+def test_recorded_mnist_settings_name_real_methods():
+  try:  # the task table is moving from ge_jax.evaluate to ge_jax.tasks
+    from ge_jax.tasks import EVAL_TASKS
+  except ImportError:
+    from ge_jax.evaluate import EVAL_TASKS
+  for task, (method, param, psnr) in classical.MNIST_VALIDATION.items():
+    op_name = EVAL_TASKS[task][0]
+    m = {x.name: x for x in classical.METHODS[op_name]}[method]
+    assert param in m.grid and 10 < psnr < 50
+  assert set(classical.MNIST_VALIDATION) == {t for t, (op, _) in EVAL_TASKS.items() if classical.has_classical(op)}
