@@ -97,14 +97,10 @@ class FeatureExtractor:
     return self.embed(images)[0]
 
 
-_JIT_CACHE: dict[Any, Any] = {}
-
-
+@functools.cache
 def _jitted(fn):
   """One jitted wrapper per apply function, so repeated calls reuse the compiled code."""
-  if fn not in _JIT_CACHE:
-    _JIT_CACHE[fn] = jax.jit(fn)
-  return _JIT_CACHE[fn]
+  return jax.jit(fn)
 
 
 def check_images(images, what: str = 'the images') -> np.ndarray:
@@ -354,6 +350,8 @@ def perception_scores(restored: Mapping[str, np.ndarray], clean: np.ndarray, lab
   """
   clean = check_images(clean, 'the clean images')
   n = len(clean)
+  if not np.isfinite(clean).all():
+    raise UserError('the clean images have NaN or Inf values; the reference set must be finite.')
   if labels is not None and len(labels) != n:
     raise UserError(f'got {len(labels)} labels for {n} clean images; give one label per image or none.')
   names = list(restored)
