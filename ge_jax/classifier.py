@@ -30,6 +30,7 @@ from absl import app, flags
 
 from ge_jax import batching, fileio
 from ge_jax.errors import UserError
+from ge_jax.perception import frechet_distance  # noqa: F401  (one implementation, kept importable here)
 
 FEATURES = 128
 
@@ -83,18 +84,6 @@ def apply(params, x: np.ndarray, batch_size: int = 500) -> tuple[np.ndarray, np.
     return jnp.concatenate([jax.nn.softmax(logits), f], axis=1)
   out = batching.map_batched(fn, params, x, min(batch_size, len(x)))
   return out[:, :k], out[:, k:]
-
-
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-  """||mu_a - mu_b||^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)) of two feature sets (N, D)."""
-  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-  mu_a, mu_b = a.mean(0), b.mean(0)
-  s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-  # tr((S_a S_b)^(1/2)) = sum of sqrt(eigenvalues of S_a^(1/2) S_b S_a^(1/2)), a symmetric PSD matrix.
-  w, v = np.linalg.eigh(s_a)
-  half = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-  tr_covmean = np.sum(np.sqrt(np.clip(np.linalg.eigvalsh(half @ s_b @ half), 0, None)))
-  return float(np.sum((mu_a - mu_b)**2) + np.trace(s_a) + np.trace(s_b) - 2 * tr_covmean)
 
 
 def load_or_train(workdir: str, dataset, *, steps: int = 1500, seed: int = 0) -> Any:
