@@ -23,6 +23,7 @@ tuning runs (`--split=val`) placed under <outdir>/variants/<name>/ are listed be
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import sys
@@ -49,6 +50,36 @@ def _define_flags() -> None:
   flags.DEFINE_bool('figures', True, 'Write grids, convergence curves and the lambda sweep.')
   flags.DEFINE_bool('overwrite', False, 'Replace results already in --outdir.')
   flags.DEFINE_bool('progress', False, 'Show the solver progress bars.')
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSpec:
+  """What the evaluation takes from config.eval: the convergence curves and the lambda sweep."""
+  record_every: int = 10              # solver steps between convergence points (0: off)
+  sweep_task: str = ''                # task of the lambda sweep ('' = none)
+  sweep_lams: tuple[float, ...] = ()
+  sweep_n: int = 100                  # validation images of the sweep
+
+  @classmethod
+  def from_config(cls, config) -> 'EvalSpec':
+    from ge_jax import tasks
+    from ge_jax.errors import UserError
+    ev = config.get('eval', None) or {}
+    spec = dict(record_every=ev.get('record_every', 10), sweep_task=ev.get('sweep_task', '') or '',
+                sweep_lams=ev.get('sweep_lams', ()), sweep_n=ev.get('sweep_n', 100))
+    for k in ('record_every', 'sweep_n'):
+      if isinstance(spec[k], bool) or not isinstance(spec[k], int) or spec[k] < 0:
+        raise UserError(f'config.eval.{k}={spec[k]!r} must be an integer >= 0.')
+    try:
+      spec['sweep_lams'] = tuple(float(v) for v in spec['sweep_lams'])
+    except (TypeError, ValueError):
+      raise UserError(f'config.eval.sweep_lams={spec["sweep_lams"]!r} must be a list of numbers.') from None
+    if spec['sweep_task']:
+      tasks.get(spec['sweep_task'])
+      if not spec['sweep_lams'] or spec['sweep_n'] < 2:
+        raise UserError('config.eval.sweep_task is set, so sweep_lams needs at least one value and '
+                        f'sweep_n at least 2 (got {spec["sweep_lams"]!r}, {spec["sweep_n"]!r}).')
+    return cls(**spec)
 
 
 def settings(config) -> dict:
@@ -147,7 +178,7 @@ def evaluate(config, workdir: str, outdir: str, *, split: str = 'test', n: int |
   from ge_jax import api, data, fileio, report, tasks as task_table
   from ge_jax.errors import UserError
   t0 = time.time()
-  ev = config.eval
+  ev = EvalSpec.from_config(config)
   tasks = list(tasks or task_table.EVAL_TASKS)
   for name in tasks:
     task_table.get(name)  # validate names early
@@ -179,9 +210,9 @@ def evaluate(config, workdir: str, outdir: str, *, split: str = 'test', n: int |
     print(f'[{time.strftime("%H:%M:%S")}] {name}: PSNR {psnr} ({time.time() - ts:.0f} s)', flush=True)
   sweep = None
   if figures and ev.sweep_task:
-    n_sw = min(int(ev.sweep_n), len(ds.val))
+    n_sw = min(ev.sweep_n, len(ds.val))
     sweep = lambda_sweep(config, model.params, ev.sweep_task, ds.val[:n_sw], np.arange(n_sw),
-                         [float(v) for v in ev.sweep_lams], progress)
+                         list(ev.sweep_lams), progress)
     report.plot_sweep(os.path.join(outdir, 'lambda_sweep.png'), sweep)
   if figures:
     report.plot_convergence(os.path.join(outdir, 'convergence.png'), results)
@@ -207,12 +238,7 @@ def main(argv):
     task_table.get(name)  # a bad name fails before any work
   if os.path.exists(os.path.join(outdir, 'results.json')) and not f.overwrite:
     raise UserError(f'{outdir} already holds results; pass --overwrite or another --outdir.')
-  if config.eval.sweep_task:
-    task_table.get(config.eval.sweep_task)
-  try:
-    [float(v) for v in config.eval.sweep_lams]
-  except (TypeError, ValueError):
-    raise UserError(f'config.eval.sweep_lams={config.eval.sweep_lams!r} must be a list of numbers.') from None
+  EvalSpec.from_config(config)  # a bad config.eval fails before any work
   command = 'python -m ge_jax.evaluate ' + ' '.join(a for a in sys.argv[1:])
   r = evaluate(config, workdir, outdir, split=f.split, n=f.n, tasks=f.tasks, methods=f.methods,
                figures=f.figures, progress=f.progress, command=command, note=config.get('note', ''))

@@ -71,3 +71,16 @@ def test_cli_bad_task_is_one_line(tiny_workdir, tmp_path):
                  f'--outdir={tmp_path}', '--tasks=nope')
   assert proc.returncode == 2 and 'unknown evaluation task' in proc.stderr
   assert 'Traceback' not in proc.stderr
+
+
+def test_eval_spec_checks_the_config(tiny_config):
+  from ge_jax import evaluate
+  from ge_jax.errors import UserError
+  spec = evaluate.EvalSpec.from_config(tiny_config)
+  assert spec.sweep_lams == (0.0, 1e-3, 1e-2, 0.1, 1.0) and spec.sweep_task == 'denoise-0.3'
+  for key, value, match in (('sweep_lams', ('a',), 'numbers'), ('sweep_task', 'nope', 'unknown evaluation task'),
+                            ('sweep_n', -1, 'integer'), ('sweep_lams', (), 'at least one')):
+    c = tiny_config.copy_and_resolve_references()
+    c.eval[key] = value
+    with pytest.raises(UserError, match=match):
+      evaluate.EvalSpec.from_config(c)
