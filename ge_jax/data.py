@@ -410,10 +410,9 @@ def split_groups(groups: np.ndarray, test_size: int, val_size: int,
   uniq = np.unique(groups)
   order = np.random.default_rng(SPLIT_SEED).permutation(uniq)
   counts = np.array([np.sum(groups == g) for g in order])
-  cum = np.cumsum(counts)
-  n_test = int(np.searchsorted(cum, test_size)) + 1 if test_size else 0
-  n_held = int(np.searchsorted(cum, test_size + val_size)) + 1 if test_size + val_size else 0
-  n_held = max(n_held, n_test)
+  need = lambda c, size: int(np.searchsorted(np.cumsum(c), size)) + 1 if size else 0
+  n_test = need(counts, test_size)
+  n_held = n_test + need(counts[n_test:], val_size)
   if n_held >= len(order):
     raise UserError(f'{what} has {len(groups)} crops from {len(order)} files, too few for '
                     f'test_size={test_size} + val_size={val_size} with whole files per split and '
