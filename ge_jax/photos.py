@@ -9,7 +9,8 @@ shuffle per photograph gives about 10% of its tiles to test and 10% to val (at l
 and the rest to train. Every patch lies inside one tile, so no pixel of a test patch is seen in
 training. A patch is a square of side 64, 96 or 128 source pixels (scales 1, 1.5, 2 at 64x64),
 placed at random inside a tile, flipped left-right with probability 1/2 and resized (Lanczos) to
-``image_size``. Each photograph is equally likely to be chosen, whatever its size. Patch ``i`` of
+``image_size``. Near-flat patches (grey-level std below MIN_STD: clear sky, out-of-focus
+background) are redrawn, so the set measures restoration of structure. Each photograph is equally likely to be chosen, whatever its size. Patch ``i`` of
 split ``s`` comes from ``SeedSequence((seed, s, i))`` alone.
 """
 
@@ -27,6 +28,8 @@ SIDES = (64, 96, 128)        # patch sides in source pixels (all fit in a tile)
 HELD_OUT_FRACTION = 0.1      # of each photograph's tiles, for test and again for val
 SPLITS = {'train': 0, 'val': 1, 'test': 2}
 _TILE_SEED = 64
+MIN_STD = 0.06              # a patch flatter than this ([0, 1] scale) is redrawn ...
+_MAX_DRAWS = 20             # ... up to this many times (then kept)
 
 
 @functools.lru_cache(maxsize=1)
@@ -68,11 +71,14 @@ def generate(split: str, n: int, image_size: int = 64, seed: int = 0) -> np.ndar
   out = np.empty((n, image_size, image_size, 3), np.float32)
   for i in range(n):
     rng = np.random.default_rng(np.random.SeedSequence((seed, SPLITS[split], i)))
-    p = int(rng.integers(len(photos)))
-    top, left = by_photo[p][rng.integers(len(by_photo[p]))]
-    side = int(rng.choice(SIDES))
-    dy, dx = rng.integers(0, TILE - side + 1, 2)
-    patch = photos[p][1][top + dy:top + dy + side, left + dx:left + dx + side]
+    for _ in range(_MAX_DRAWS):  # redraw near-flat patches (sky, background blur)
+      p = int(rng.integers(len(photos)))
+      top, left = by_photo[p][rng.integers(len(by_photo[p]))]
+      side = int(rng.choice(SIDES))
+      dy, dx = rng.integers(0, TILE - side + 1, 2)
+      patch = photos[p][1][top + dy:top + dy + side, left + dx:left + dx + side]
+      if patch.mean(axis=-1).std() >= MIN_STD * 255:  # of the grey level: colour alone is not structure
+        break
     if rng.random() < 0.5:
       patch = patch[:, ::-1]
     if side != image_size:
