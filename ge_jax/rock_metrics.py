@@ -157,3 +157,19 @@ def rock_errors(x_hat, x, *, segmentation: str = 'clean_otsu',
   return dict(porosity_error=np.abs(a['porosity'] - b['porosity']),
               s2_error=np.sqrt(np.mean((a['s2'] - b['s2'])**2, axis=1)),
               specific_surface_error=np.abs(a['specific_surface'] - b['specific_surface']))
+
+
+def score_entry(x_hat, x, **kwargs) -> dict:
+  """`rock_errors` as metrics.json fields: '<name>_mean', '<name>_se' and 'per_image' lists.
+
+  Meant for `experiment.score` beside PSNR / SSIM (same mean / standard-error convention as
+  `metrics.summary`); ``x_hat`` and ``x`` in [0, 1].
+  """
+  entry, per_image = {}, {}
+  for name, v in rock_errors(x_hat, x, **kwargs).items():
+    v = np.asarray(v, np.float64)
+    entry[f'{name}_mean'] = float(v.mean())
+    entry[f'{name}_se'] = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
+    per_image[name] = [round(float(t), 5) for t in v]
+  entry['per_image'] = per_image
+  return entry

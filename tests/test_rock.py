@@ -228,3 +228,15 @@ def test_64px_configs_build_networks(mod):
   for m in ('ge', 'gan', 'csgm'):
     from ge_jax.solver import SolverSpec  # pylint: disable=g-import-not-at-top
     SolverSpec.from_config(c.solve, m)
+
+
+def test_score_entry_fields():
+  x, _ = rock.generate(SPEC, 'test', 4)
+  u = (x + 1) / 2
+  noisy = np.clip(u + 0.1 * np.random.default_rng(0).standard_normal(u.shape), 0, 1)
+  e = rm.score_entry(noisy, u)
+  errs = rm.rock_errors(noisy, u)
+  for k, v in errs.items():
+    assert e[f'{k}_mean'] == pytest.approx(v.mean())
+    assert e[f'{k}_se'] == pytest.approx(v.std(ddof=1) / 2)
+    assert len(e['per_image'][k]) == 4
