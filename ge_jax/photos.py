@@ -21,6 +21,7 @@ import functools
 import numpy as np
 from PIL import Image
 
+from ge_jax import data_cache
 from ge_jax.errors import UserError
 
 TILE = 128
@@ -28,6 +29,7 @@ SIDES = (64, 96, 128)        # patch sides in source pixels (all fit in a tile)
 HELD_OUT_FRACTION = 0.1      # of each photograph's tiles, for test and again for val
 SPLITS = {'train': 0, 'val': 1, 'test': 2}
 _TILE_SEED = 64
+_CACHE_VERSION = 1           # bump when the patches change for the same settings
 MIN_STD = 0.06              # a patch flatter than this ([0, 1] scale) is redrawn ...
 _MAX_DRAWS = 20             # ... up to this many times (then kept)
 
@@ -101,4 +103,7 @@ def load_splits(data_cfg) -> dict[str, np.ndarray]:
     raise UserError(f'config.data.train_size / val_size / test_size = {sizes["train"]} / '
                     f'{sizes["val"]} / {sizes["test"]}: train must be >= 1, the others >= 0.')
   seed = int(data_cfg.get('seed', 0))
-  return {s: generate(s, n, size, seed) for s, n in sizes.items()}
+  to_uint8 = lambda x: np.round((x + 1.0) * 127.5).astype(np.uint8)  # lossless: patches are 8-bit
+  return {s: data_cache.cached_array('photos', [_CACHE_VERSION, s, n, size, seed],
+                                     lambda s=s, n=n: to_uint8(generate(s, n, size, seed)))
+          .astype(np.float32) / 127.5 - 1.0 for s, n in sizes.items()}

@@ -19,21 +19,17 @@ function) and additive Gaussian noise, clipped to [0, 1] and mapped to the model
 Determinism: image ``i`` of split ``s`` is drawn from ``SeedSequence((seed, s, i))`` alone, so the
 train / val / test images come from disjoint seeds and a split of any size starts with the same
 images. The parameters live in ``config.data.rock`` (see configs/rock64.py). Generating 11,000
-slices takes 15-30 s on a 2-core CPU, so each split is cached as a 16-bit .npz (``cache_dir()``).
+slices takes 15-30 s on a 2-core CPU, so each split is cached as 16-bit slices (ge_jax/data_cache.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import os
 
-from absl import logging
 import numpy as np
 from scipy import ndimage
 
-from ge_jax import fileio
+from ge_jax import data_cache
 from ge_jax.errors import UserError
 
 KINDS = ('blobs', 'grains')
@@ -210,35 +206,11 @@ def from_uint16(slices: np.ndarray) -> np.ndarray:
   return (slices.astype(np.float32) / np.float32(32767.5) - 1.0)[..., None]
 
 
-def cache_dir() -> str:
-  """Where generated splits are cached: $GE_JAX_DATA_CACHE (empty: no cache), else ~/.cache/ge-jax/data."""
-  return os.environ.get('GE_JAX_DATA_CACHE', os.path.expanduser('~/.cache/ge-jax/data'))
-
-
 def cached_split(spec: RockSpec, split: str, n: int) -> np.ndarray:
-  """``generate(spec, split, n)[0]``, read from a 16-bit .npz cache when one was written before.
-
-  The file name hashes everything the images depend on, so a changed spec never reads stale data.
-  """
-  folder = cache_dir()
-  key = json.dumps([_CACHE_VERSION, dataclasses.asdict(spec), split, n], sort_keys=True)
-  path = os.path.join(folder, f'rock-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz') if folder else ''
-  if path and os.path.isfile(path):
-    try:
-      with np.load(path) as z:
-        slices = z['slices']
-      if slices.shape == (n, spec.image_size, spec.image_size):
-        return from_uint16(slices)
-    except (OSError, ValueError, KeyError):
-      pass  # a damaged cache file is regenerated and replaced
-  images = generate(spec, split, n)[0]
-  if path:
-    try:
-      with fileio.atomic_path(path) as tmp:
-        np.savez(tmp, slices=to_uint16((images[..., 0] + 1.0) / 2.0))
-    except OSError as e:  # a read-only home must not stop training
-      logging.warning('could not cache rock slices in %s (%s)', path, e)
-  return images
+  """``generate(spec, split, n)[0]``, kept as 16-bit slices in the data cache (ge_jax/data_cache)."""
+  key = [_CACHE_VERSION, dataclasses.asdict(spec), split, n]
+  make = lambda: to_uint16((generate(spec, split, n)[0][..., 0] + 1.0) / 2.0)
+  return from_uint16(data_cache.cached_array('rock', key, make))
 
 
 def load_splits(data_cfg) -> dict[str, np.ndarray]:

@@ -206,11 +206,14 @@ def test_photos_patches_deterministic_rgb():
   assert not {r.tobytes() for r in a} & {r.tobytes() for r in b}
 
 
-def test_photos_source_and_channel_check():
+def test_photos_source_cache_and_channel_check(tmp_path):
   c = photos64.get_config().data
   c.train_size, c.val_size, c.test_size = 6, 2, 2
   ds = data.load(c)
   assert ds.train.shape == (6, 64, 64, 3) and ds.source.startswith('photos:')
+  assert len(list((tmp_path / 'cache').glob('photos-*.npz'))) == 3
+  np.testing.assert_array_equal(data.load(c).val, ds.val)
+  np.testing.assert_allclose(ds.test, photos.generate('test', 2), atol=1e-6)
   c.channels = 1
   with pytest.raises(UserError, match='RGB'):
     data.load(c)
