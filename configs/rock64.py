@@ -41,14 +41,18 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.latent_dim = 64
   c.model.g_width = 8           # G: 64, 32, 16, 8 channels from 4x4 to 32x32
   c.model.d_width = 8
-  c.ae.code_dim = 128           # the AE is ~5x cheaper per step than the GAN: room for a wider code
+  c.ae.code_dim = 128           # textures need a wider code than digits; AE step ~0.7x a GAN step
   c.ae.width = 16
 
-  # Measured with 5 other jobs on the 2 cores (load ~8): GAN 2.3-2.7 steps/s, AE (width 8) 12-15
-  # steps/s, so 3000 + 3000 steps take about 20 + 4 min; about half that on an idle machine.
-  c.gan.steps = 3000
+  # Sizing (2-core CPU, 2026-11): CPU time per step, measured with getrusage (user + sys) while
+  # 5 other jobs shared the cores: GAN 0.140, AE 0.097 CPU-s (MNIST: 0.094, 0.042). MNIST's idle
+  # wall time per step is ~0.77x its CPU time (14 and 30 steps/s), so rock64 should run ~9 GAN and
+  # ~13 AE steps/s on an idle machine: 6000 + 5000 steps ~ 11 + 6.5 min, plus ~1.5 min of compile,
+  # data and evaluation: ~19 min, inside the 30 min target with room for a moderately shared
+  # machine (at the load of the measurement, wall was 3.3x slower: lower the steps there).
+  c.gan.steps = 6000
   c.gan.batch_size = 32
-  c.ae.steps = 3000
+  c.ae.steps = 5000
   c.ae.batch_size = 32
   for phase in (c.gan, c.ae):
     phase.ckpt_every = 500
