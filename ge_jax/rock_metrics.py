@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+import scipy.fft
 
 from ge_jax.errors import UserError
 
@@ -78,26 +79,35 @@ def porosity(pore) -> np.ndarray:
   return np.asarray(pore, bool).reshape(len(pore), -1).mean(axis=1)
 
 
+def _padded(h: int, w: int, r_max: int) -> tuple[int, int]:
+  """FFT sizes whose circular autocorrelation equals the zero-padded one for offsets <= r_max."""
+  return scipy.fft.next_fast_len(h + r_max), scipy.fft.next_fast_len(w + r_max)
+
+
 @functools.lru_cache(maxsize=8)
 def _radial_bins(h: int, w: int, r_max: int) -> tuple[np.ndarray, np.ndarray]:
-  """Per offset of the padded (2H, 2W) autocorrelation: its rounded length, and its pair count."""
-  dy = np.fft.fftfreq(2 * h, 1.0 / (2 * h))[:, None]
-  dx = np.fft.fftfreq(2 * w, 1.0 / (2 * w))[None, :]
+  """Per offset of the padded autocorrelation: its rounded length (r_max + 1 = unused), pair count."""
+  ph, pw = _padded(h, w, r_max)
+  dy = np.fft.fftfreq(ph, 1.0 / ph)[:, None]
+  dx = np.fft.fftfreq(pw, 1.0 / pw)[None, :]
   r = np.rint(np.hypot(dy, dx)).astype(np.int64)
-  pairs = (h - np.abs(dy)) * (w - np.abs(dx))
+  pairs = np.maximum((h - np.abs(dy)) * (w - np.abs(dx)), 0.0)
   r = np.where((pairs > 0) & (r <= r_max), r, r_max + 1)
-  return r, np.maximum(pairs, 0.0)
+  return r, pairs
 
 
-def two_point_map(pore) -> np.ndarray:
-  """S2 at every offset (N, 2H, 2W), in FFT order (offset (dy, dx) at [dy % 2H, dx % 2W])."""
-  m = np.asarray(pore, np.float64)
+def two_point_map(pore, r_max: int = R_MAX) -> np.ndarray:
+  """S2 at every offset (dy, dx) with |dy|, |dx| <= r_max, in FFT order ([dy % P, dx % Q]).
+
+  Entries at larger offsets are not meaningful (the padding only covers r_max).
+  """
+  m = np.asarray(pore, np.float32)
   _, h, w = m.shape
-  f = np.fft.rfft2(m, s=(2 * h, 2 * w))
-  auto = np.fft.irfft2(f * np.conj(f), s=(2 * h, 2 * w))
-  _, pairs = _radial_bins(h, w, 0)
-  with np.errstate(divide='ignore', invalid='ignore'):
-    return np.where(pairs > 0, auto / np.where(pairs > 0, pairs, 1.0), 0.0)
+  shape = _padded(h, w, r_max)
+  f = scipy.fft.rfft2(m, s=shape)
+  auto = scipy.fft.irfft2(f * np.conj(f), s=shape)
+  _, pairs = _radial_bins(h, w, r_max)
+  return np.where(pairs > 0, auto / np.where(pairs > 0, pairs, 1.0), 0.0)
 
 
 def two_point(pore, r_max: int = R_MAX) -> np.ndarray:
@@ -108,13 +118,13 @@ def two_point(pore, r_max: int = R_MAX) -> np.ndarray:
   _, h, w = pore.shape
   if not 0 <= r_max < min(h, w):
     raise UserError(f'r_max={r_max} must be in [0, {min(h, w) - 1}] for {h}x{w} images.')
-  s2 = two_point_map(pore)
-  return s2.reshape(len(s2), -1) @ _radial_average_matrix(h, w, r_max)
+  s2 = two_point_map(pore, r_max)
+  return s2.reshape(len(s2), -1).astype(np.float64) @ _radial_average_matrix(h, w, r_max)
 
 
 @functools.lru_cache(maxsize=8)
 def _radial_average_matrix(h: int, w: int, r_max: int) -> np.ndarray:
-  """(4HW, r_max + 1): S2 map (flattened) -> pair-weighted mean over the offsets of each r."""
+  """(P*Q, r_max + 1): S2 map (flattened) -> pair-weighted mean over the offsets of each r."""
   r, pairs = _radial_bins(h, w, r_max)
   onehot = (r.ravel()[:, None] == np.arange(r_max + 1)[None]) * pairs.ravel()[:, None]
   return onehot / onehot.sum(axis=0, keepdims=True)
