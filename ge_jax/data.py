@@ -711,6 +711,12 @@ def _load_folder(data_cfg) -> Dataset:
 
 def _load_generated(data_cfg) -> Dataset:
   """The offline generated sets: 'rock' (synthetic micro-CT slices), 'photos' (photo patches)."""
+  need = ('train_size', 'rock') if data_cfg.source == 'rock' else ('train_size',)
+  missing = [k for k in need if k not in data_cfg]
+  if missing:
+    example = 'configs/rock64.py' if data_cfg.source == 'rock' else 'configs/photos64.py'
+    raise UserError(f'config.data.source={data_cfg.source} needs config.data.'
+                    f'{" and config.data.".join(missing)}; start from {example}.')
   if data_cfg.source == 'rock':
     from ge_jax import rock  # pylint: disable=g-import-not-at-top
     splits, source = rock.load_splits(data_cfg), 'rock:synthetic'

@@ -89,6 +89,17 @@ def test_bad_rock_config_is_one_sentence(override, match):
     data.load(_data_cfg(**override))
 
 
+def test_generated_sources_need_their_config_keys():
+  from configs import mnist  # pylint: disable=g-import-not-at-top
+  c = mnist.get_config().data
+  c.source = 'rock'
+  with pytest.raises(UserError, match='needs config.data.train_size and config.data.rock.*rock64'):
+    data.load(c)
+  c.source = 'photos'
+  with pytest.raises(UserError, match='photos64'):
+    data.load(c)
+
+
 def test_rock_needs_one_channel():
   cfg = _data_cfg()
   cfg.channels = 3
