@@ -1,5 +1,7 @@
 """Tests for ge_jax.rock (synthetic slices), ge_jax.rock_metrics and ge_jax.photos."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -254,3 +256,25 @@ def test_score_entry_fields():
     assert e[f'{k}_mean'] == pytest.approx(v.mean())
     assert e[f'{k}_se'] == pytest.approx(v.std(ddof=1) / 2)
     assert len(e['per_image'][k]) == 4
+
+
+# ----------------------------------------------------------------- the 64x64 path, end to end
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', ['rock64', 'photos64'])
+def test_train_then_solve_64px_smoke(tmp_path, name):
+  """train.py (a few steps) and solve.py --batch on the 64x64 configs, as a user runs them."""
+  from conftest import run_cli  # pylint: disable=g-import-not-at-top
+  w = str(tmp_path / 'w')
+  small = ['--config.data.train_size=64', '--config.data.val_size=8', '--config.data.test_size=8',
+           '--config.gan.steps=4', '--config.ae.steps=4', '--config.solve.steps=4',
+           '--config.solve.n_init=2']
+  env = {'GE_JAX_DATA_CACHE': str(tmp_path / 'cache')}
+  train = run_cli('train.py', f'--config=configs/{name}.py', f'--workdir={w}', '--noprogress', *small,
+                  env=env, timeout=600)
+  assert train.returncode == 0, train.stderr[-3000:]
+  solve = run_cli('solve.py', '--batch', f'--config=configs/{name}.py', f'--workdir={w}', '--n=4',
+                  *small, env=env, timeout=600)
+  assert solve.returncode == 0, solve.stderr[-3000:]
+  assert os.path.exists(os.path.join(w, 'solve', 'denoise', 'grid.png'))
