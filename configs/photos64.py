@@ -1,0 +1,22 @@
+"""RGB 64x64, offline: patches of the photographs bundled with scikit-image and scikit-learn.
+
+  python train.py --config=configs/photos64.py
+
+10,000 train / 500 val / 500 test patches (scales 1, 1.5 and 2, left-right flips) from disjoint
+tiles of six photographs (ge_jax/photos.py). The same networks as configs/rock64.py, in colour.
+"""
+
+import ml_collections
+
+from configs import rock64
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = rock64.get_config()
+  c.name = 'photos64'
+  del c.data.rock
+  c.data.source = 'photos'
+  c.data.name = 'photos'
+  c.data.channels = 3
+  c.data.seed = 0               # patch positions, scales and flips
+  return c
