@@ -89,6 +89,17 @@ def get_config() -> ml_collections.ConfigDict:
   c.solve.lam_ge = 1.0
   c.solve.lam_gan = 0.1
   c.solve.lam_csgm = 0.1
+  c.solve.lam_ge_op = 1.0       # as GE's: the same code-space objective
+  # GE's posterior sample (method ge_sample): Langevin on ||E(G(z)) - E(y)||^2 / (2 lam) + ||z||^2 / 2,
+  # lam = the variance of a code value's error E(y) - E(x) (0.3 on denoise-0.6, 1.3 on centre
+  # inpainting, validation); lr is the Langevin step. Chosen on validation (docs/FIDELITY.md).
+  c.solve.ge_sample = ml_collections.ConfigDict()
+  c.solve.ge_sample.steps = 200
+  c.solve.ge_sample.restarts = 1
+  c.solve.ge_sample.n_init = 1
+  c.solve.ge_sample.lr = 0.01
+  c.solve.ge_sample.lam = 0.3
+  c.solve.ge_sample.output = 'best'   # best (one posterior sample) | mean (mean of `restarts` samples)
 
   # --- corruption operators (parameters of each --task) ---------------------
   c.ops = ml_collections.ConfigDict()

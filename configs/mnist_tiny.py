@@ -24,4 +24,5 @@ def get_config():
   c.solve.steps = 20
   c.solve.restarts = 2
   c.solve.n_init = 8
+  c.solve.ge_sample.steps = 10
   return c

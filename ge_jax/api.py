@@ -82,7 +82,8 @@ def restore(model: Model, clean: np.ndarray | None = None, *, task: str = 'denoi
       to score the result).
     task: an operator or evaluation task name (see the module docstring).
     corrupted: the observation for task 'none'.
-    methods: any of 'ae', 'gan', 'ge', 'csgm'.
+    methods: any of experiment.METHODS: 'ae', 'gan', 'ge', 'ge_sample' (blind); 'csgm', 'ge_op',
+      'classical' (the operator known).
     ops: overrides of config.ops for this call (e.g. {'denoise_sigma': 0.5}).
     indices: global image indices: image i's corruption and random starts depend on (seed, i) only.
     record_every: keep z every k solver steps (convergence curves), 0 = off.
@@ -102,9 +103,19 @@ def restore(model: Model, clean: np.ndarray | None = None, *, task: str = 'denoi
                             record_every=record_every, place=place)
 
 
-def score(out: Outcome) -> dict:
-  """PSNR / SSIM per method on [0, 1] (mean, standard error, per image): the content of metrics.json."""
-  return experiment.score(out)
+def extractors(model: Model, dataset=None) -> list:
+  """The feature extractors realism is measured with (ge_jax.perception): a fixed random CNN for
+  any data, and the project's classifier (trained once on the train split, cached in the workdir)
+  when `dataset` has labels."""
+  from ge_jax import perception
+  return perception.default_extractors(model.workdir or None, dataset, model.image_shape)
+
+
+def score(out: Outcome, extractors=(), labels=None, domain_metrics=None) -> dict:
+  """The content of metrics.json, per method: PSNR / SSIM on [0, 1] (mean, standard error, per
+  image); with `extractors` (see `extractors`) also FD / KID / feature distance, and with `labels`
+  the classifier accuracy of the restorations."""
+  return experiment.score(out, extractors, labels, domain_metrics)
 
 
 def save(out: Outcome, outdir: str, scores: dict | None = None) -> dict[str, str]:

@@ -4,7 +4,9 @@
   python -m ge_jax.evaluate ... --split=val --n=100 --tasks=denoise-0.3,deblur --nofigures   # tuning
 
 Tasks are `ge_jax.tasks.EVAL_TASKS` (an operator plus the config.ops fields it changes); methods
-are experiment.METHODS (AE alone, GAN alone, GE, CSGM with the operator known), all run by
+are experiment.METHODS (AE alone, GAN alone, GE's MAP and its posterior sample; CSGM, GE-op and the
+classical restorations with the operator known), scored on PSNR / SSIM and on realism (FD / KID /
+classifier accuracy, ge_jax.perception), all run by
 `experiment.restore` with the config's solver settings (per-method `lam_<m>` included). The
 budget is the config's (`config.solve`, and `config.eval` for the sweep and curves). Writes to
 the outdir (--outdir, else config.eval.outdir, else results/<config.name>):
@@ -34,7 +36,7 @@ from absl import app, flags
 
 from ge_jax import cli
 
-METHODS = ('ae', 'gan', 'ge', 'csgm')
+METHODS = ('ae', 'gan', 'ge', 'ge_sample', 'csgm', 'ge_op', 'classical')
 
 
 def _define_flags() -> None:
@@ -88,9 +90,11 @@ def settings(config) -> dict:
   s = config.solve
   out = dict(steps=s.steps, restarts=s.restarts, n_init=s.n_init, prior=s.prior, schedule=s.schedule,
              output=s.get('output', 'best'), seed=s.seed, ops_seed=config.ops.seed)
-  for m in ('gan', 'ge', 'csgm'):
+  for m in ('gan', 'ge', 'csgm', 'ge_op'):
     out[f'lr_{m}'] = float(experiment.method_setting(s, 'lr', m))
     out[f'lam_{m}'] = float(experiment.method_setting(s, 'lam', m))
+  if 'ge_sample' in s:
+    out.update({f'ge_sample_{k}': v for k, v in s.ge_sample.items()})
   return out
 
 
@@ -112,7 +116,7 @@ def _psnr_trace(nets, params, z_trace: np.ndarray, clean: np.ndarray) -> np.ndar
 
 
 def run_task(model, name: str, clean: np.ndarray, indices: np.ndarray, methods, *,
-             record_every: int, scratch: str | None, progress: bool) -> dict:
+             record_every: int, scratch: str | None, progress: bool, extractors=(), labels=None) -> dict:
   """Restores the images for one evaluation task; returns its scores (+ convergence curves)."""
   from ge_jax import api, experiment
   from ge_jax.models import Nets
@@ -120,12 +124,12 @@ def run_task(model, name: str, clean: np.ndarray, indices: np.ndarray, methods, 
   rec = record_every if 0 < record_every <= model.config.solve.steps else 0
   out = api.restore(model, clean, task=name, indices=indices, methods=methods, progress=progress,
                     record_every=rec)
-  scores = api.score(out)
+  scores = api.score(out, extractors, labels)
   scores['task'] = name
   curves = {}
   if rec:
     nets = Nets(model.config)
-    for m in ('ge', 'gan'):
+    for m in ('ge', 'gan', 'ge_sample'):
       if m in out.z_trace:
         steps = [rec * (t + 1) for t in range(out.z_trace[m].shape[1])]
         curves[m] = dict(objective=[float(v) for v in np.nanmean(out.loss_trace[m], axis=0)],
@@ -189,6 +193,9 @@ def evaluate(config, workdir: str, outdir: str, *, split: str = 'test', n: int |
     raise UserError(f'--n={n} but the {split} split has {len(images)} images; pick 1..{len(images)}.')
   clean, indices = images[:n], np.arange(n)
   model = api.load(workdir, config)
+  labels = (ds.test_labels if split == 'test' else ds.val_labels)
+  labels = None if labels is None else np.asarray(labels)[:n]
+  extractors = api.extractors(model, ds)
   print(f'evaluating {workdir} on {n} {split} images of {ds.source}: {len(tasks)} task(s) x {list(methods)}',
         flush=True)
   os.makedirs(outdir, exist_ok=True)
@@ -198,7 +205,7 @@ def evaluate(config, workdir: str, outdir: str, *, split: str = 'test', n: int |
   for name in tasks:
     ts = time.time()
     s = run_task(model, name, clean, indices, methods, record_every=ev.record_every if figures else 0,
-                 scratch=scratch, progress=progress)
+                 scratch=scratch, progress=progress, extractors=extractors, labels=labels)
     solve_s += s['solve_seconds']
     compile_s += s['compile_seconds']
     if figures and s.get('_grid'):
@@ -220,7 +227,7 @@ def evaluate(config, workdir: str, outdir: str, *, split: str = 'test', n: int |
                 command=command, note=note, settings=settings(config), tasks=results, lambda_sweep=sweep,
                 devices=f'{jax.device_count()} x {jax.devices()[0].device_kind}',
                 wall_seconds=round(time.time() - t0, 1), solve_seconds=round(solve_s, 1),
-                compile_seconds=round(compile_s, 1))
+                compile_seconds=round(compile_s, 1), figures=figures)
   report.write_results(outdir, result)
   os.remove(partial)
   return result

@@ -1,10 +1,14 @@
 """One restoration experiment: corrupt a batch, restore it with every method, score and save it.
 
-Methods (all through the same solver, same random starts):
-  ae    Dec(E(y))                                  the autoencoder alone
-  gan   argmin_z ||G(z) - y||^2 + lam prior(z)     the GAN alone (pixel-space latent search)
-  ge    argmin_z ||E(G(z)) - E(y)||^2 + lam prior  the Generative Encoder (the paper)
-  csgm  argmin_z ||A(G(z)) - y||^2 + lam prior     operator known (Bora et al.): a reference, not blind
+Methods (the latent ones through the same solver, same random starts):
+  ae         Dec(E(y))                                   the autoencoder alone
+  gan        argmin_z ||G(z) - y||^2 + lam prior(z)      the GAN alone (pixel-space latent search)
+  ge         argmin_z ||E(G(z)) - E(y)||^2 + lam prior   the Generative Encoder (the paper: MAP)
+  ge_sample  z ~ exp(-||E(G(z)) - E(y)||^2 / (2 lam)) N(z; 0, I), Langevin: a posterior sample of
+             the same model (config.solve.ge_sample), realistic where the MAP is an average
+  csgm       argmin_z ||A(G(z)) - y||^2 + lam prior      operator known (Bora et al.)
+  ge_op      argmin_z ||E(A(G(z))) - E(y)||^2 + lam prior operator known, inside the encoder (2019 preprint)
+  classical  scikit-image with the known kernel / mask (ge_jax.classical), tuned on validation
 
 Used by solve.py, the evaluation and the notebook.
 """
@@ -20,13 +24,15 @@ from typing import Any
 import jax
 import numpy as np
 
-from ge_jax import fileio, metrics, operators, solver, viz
+from ge_jax import classical, fileio, metrics, operators, perception, solver, tasks, viz
 from ge_jax.errors import UserError
 from ge_jax.models import Nets
 
-METHODS = ('ae', 'gan', 'ge', 'csgm')
-BLIND = ('ae', 'gan', 'ge')
-ROW_LABELS = dict(clean='clean', corrupted='corrupted', ae='AE', gan='GAN', ge='GE', csgm='CSGM')
+METHODS = ('ae', 'gan', 'ge', 'ge_sample', 'csgm', 'ge_op', 'classical')
+BLIND = ('ae', 'gan', 'ge', 'ge_sample')             # need no knowledge of the operator
+OBJECTIVE = dict(gan='gan', ge='ge', ge_sample='ge', csgm='csgm', ge_op='ge_op')  # the latent methods
+ROW_LABELS = dict(clean='clean', corrupted='corrupted', ae='AE', gan='GAN', ge='GE', ge_sample='GE sample',
+                  csgm='CSGM', ge_op='GE-op', classical='classical')
 
 
 @dataclasses.dataclass
@@ -79,6 +85,30 @@ def method_setting(solve_cfg, name: str, method: str):
   return value
 
 
+def method_solve(solve_cfg, method: str, record_every: int = 0) -> tuple[solver.SolverSpec, float, float]:
+  """(spec, lr, lam) of a latent method: config.solve with lam_<method>; ge_sample from its block."""
+  spec = solver.SolverSpec.from_config(solve_cfg, OBJECTIVE[method])
+  if method == 'ge_sample':
+    s = solve_cfg.ge_sample
+    spec = dataclasses.replace(spec, sampler='langevin', prior='l2', steps=s.steps, restarts=s.restarts,
+                               n_init=s.n_init, output=s.output, schedule='constant')
+    lr, lam = s.lr, s.lam
+  else:
+    lr, lam = method_setting(solve_cfg, 'lr', method), method_setting(solve_cfg, 'lam', method)
+  return dataclasses.replace(spec, record_every=min(record_every, spec.steps)), lr, lam
+
+
+def classical_setting(op_name: str, ops_cfg) -> tuple[str | None, Any]:
+  """(method, parameter) tuned on validation for the evaluation task these ops make, else defaults."""
+  ops = dict(ops_cfg.items()) if hasattr(ops_cfg, 'items') else dict(ops_cfg)
+  for name, spec in tasks.EVAL_TASKS.items():
+    if spec.operator == op_name and all(ops.get(k) == v for k, v in spec.overrides):
+      if name in classical.MNIST_VALIDATION:
+        method, param, _ = classical.MNIST_VALIDATION[name]
+        return method, param
+  return None, None
+
+
 def restore(config, params, *, task: str, clean: np.ndarray | None = None, corrupted: np.ndarray | None = None,
             indices: np.ndarray | None = None, methods=METHODS, progress: bool = True,
             record_every: int = 0, place=None, plan=None) -> Outcome:
@@ -127,26 +157,34 @@ def restore(config, params, *, task: str, clean: np.ndarray | None = None, corru
       codes = solver.encode_all(nets, params, clean, bs)
       corrupted = None
     else:
-      codes = solver.encode_all(nets, params, corrupted, bs) if {'ge', 'ae'} & set(methods) else None
+      codes = (solver.encode_all(nets, params, corrupted, bs)
+               if {'ge', 'ge_sample', 'ge_op', 'ae'} & set(methods) else None)
     if 'ae' in methods:
       recon['ae'] = solver.decode_all(nets, params, codes, bs)
     for method in [m for m in methods if m != 'ae']:
       if method == 'gan' and op.code_only:
         notes['gan'] = 'not applicable: compression gives only the code E(x), no image to match'
         continue
-      if method == 'csgm' and task == 'none':
-        notes['csgm'] = 'not applicable: the operator is unknown for already-corrupted input'
+      if method in ('csgm', 'ge_op', 'classical') and task == 'none':
+        notes[method] = 'not applicable: the operator is unknown for already-corrupted input'
         continue
-      if method == 'csgm' and op.code_only:
-        notes['csgm'] = 'identical to GE for compression (the operator is E itself)'
+      if method in ('csgm', 'ge_op') and op.code_only:
+        notes[method] = 'identical to GE for compression (the operator is E itself)'
         continue
-      spec = dataclasses.replace(solver.SolverSpec.from_config(scfg, method), record_every=record_every)
-      target = {'ge': codes, 'gan': corrupted, 'csgm': corrupted}[method]
+      if method == 'classical':
+        if not classical.has_classical(task):
+          notes[method] = f'no classical restoration for {task!r}'
+          continue
+        name, param = classical_setting(task, config.ops)
+        recon[method] = classical.restore(task, corrupted, op_params, config.ops, param, name)
+        continue
+      spec, lr, lam = method_solve(scfg, method, record_every)
+      target = codes if method in ('ge', 'ge_sample', 'ge_op') else corrupted
+      known = method in solver.FORWARD_OBJECTIVES
       res = solver.solve_all(
-          nets, spec, params, target, key, lr=method_setting(scfg, 'lr', method),
-          lam=method_setting(scfg, 'lam', method), batch_size=bs,
-          op_params=op_params if method == 'csgm' else None, indices=indices,
-          forward=op.forward if method == 'csgm' else None, progress=progress, place=place, plan=plan)
+          nets, spec, params, target, key, lr=lr, lam=lam, batch_size=bs,
+          op_params=op_params if known else None, indices=indices,
+          forward=op.forward if known else None, progress=progress, place=place, plan=plan)
       recon[method], objective[method], traces[method] = res.x, res.objective, res.loss_trace
       if res.z_trace is not None:
         z_traces[method] = res.z_trace
@@ -158,8 +196,12 @@ def restore(config, params, *, task: str, clean: np.ndarray | None = None, corru
                  z_trace=z_traces)
 
 
-def score(out: Outcome) -> dict:
-  """metrics.json content: PSNR / SSIM per method (mean, standard error, per image) on [0, 1]."""
+def score(out: Outcome, extractors=(), labels=None, domain_metrics=None) -> dict:
+  """metrics.json content, per method: PSNR / SSIM on [0, 1] (mean, standard error, per image), and
+  with `extractors` (perception.FeatureExtractor) realism: FD / KID of the restored set against the
+  clean set, a per-image feature distance and, with `labels`, the classifier's accuracy
+  (entry['perception'][extractor name]). `domain_metrics(restored_unit, clean_unit) -> dict` adds
+  a domain's own errors (e.g. rock_metrics.score_entry)."""
   result = dict(task=out.task, description=out.description, n_images=int(len(out.indices)),
                 indices=[int(i) for i in out.indices], methods={},
                 solve_seconds=out.solve_seconds, compile_seconds=out.compile_seconds, notes=out.notes)
@@ -178,20 +220,35 @@ def score(out: Outcome) -> dict:
       entry.update(psnr_mean=float(ps['mean']), psnr_se=float(ps['se']), ssim_mean=float(ss['mean']),
                    ssim_se=float(ss['se']), n_scored=int(ok.sum()),
                    per_image=dict(psnr=[round(float(v), 4) for v in psnr], ssim=[round(float(v), 5) for v in ssim]))
+      if domain_metrics is not None:
+        entry.update(domain_metrics(np.asarray(r), np.asarray(x)))
     if name in out.objective:
       entry['objective_mean'] = float(np.nanmean(out.objective[name]))
     result['methods'][name] = entry
+  if extractors and out.clean is not None:
+    ps = perception.perception_scores(rows, out.clean, labels, extractors)
+    result['extractors'] = ps['extractors']
+    for name, per_ext in ps['methods'].items():
+      result['methods'][name]['perception'] = per_ext
   return result
 
 
 def table(scores: dict) -> str:
   """A plain-text table of the scores (what solve.py prints)."""
-  lines = [f'task: {scores["task"]} ({scores["description"]}), {scores["n_images"]} images',
-           f'{"method":<10} {"PSNR (dB)":>16} {"SSIM":>16}']
+  ext = next(iter(scores.get('extractors', {})), None)  # the first (the classifier where there is one)
+  head = f'{"method":<10} {"PSNR (dB)":>16} {"SSIM":>16}'
+  if ext:
+    head += f' {"FD (" + ext + ")":>22} {"KID x 1e3":>16} {"accuracy":>9}'
+  lines = [f'task: {scores["task"]} ({scores["description"]}), {scores["n_images"]} images', head]
   for name, e in scores['methods'].items():
     if 'psnr_mean' in e:
-      lines.append(f'{name:<10} {e["psnr_mean"]:>9.2f} +- {e["psnr_se"]:<4.2f} '
-                   f'{e["ssim_mean"]:>9.3f} +- {e["ssim_se"]:<5.3f}')
+      line = (f'{name:<10} {e["psnr_mean"]:>9.2f} +- {e["psnr_se"]:<4.2f} '
+              f'{e["ssim_mean"]:>9.3f} +- {e["ssim_se"]:<5.3f}')
+      p = e.get('perception', {}).get(ext, {})
+      if 'fd' in p:
+        line += (f' {p["fd"]:>13.1f} +- {p["fd_se"]:<5.1f} {1e3 * p["kid"]:>9.2f} +- {1e3 * p["kid_se"]:<4.2f}'
+                 + (f' {p["accuracy"]:>9.3f}' if 'accuracy' in p else ''))
+      lines.append(line)
     else:
       lines.append(f'{name:<10} {"(no clean images: not scored)":>33}')
     if e.get('diverged'):
@@ -210,7 +267,7 @@ def save(out: Outcome, outdir: str, scores: dict, max_cols: int = 16) -> dict[st
   arrays = {k: v for k, v in dict(clean=out.clean, corrupted=out.corrupted).items() if v is not None}
   arrays.update(out.recon)
   fileio.save_npz(paths['npz'], indices=out.indices, **arrays)
-  order = ['clean', 'corrupted', 'ae', 'gan', 'ge', 'csgm']
+  order = ['clean', 'corrupted', *METHODS]
   rows = [(k, arrays[k]) for k in order if k in arrays]
   viz.save_rows(paths['grid'], [np.nan_to_num(r, nan=-1.0) for _, r in rows],
                 [ROW_LABELS[k] for k, _ in rows], max_cols=max_cols)

@@ -13,7 +13,10 @@ import numpy as np
 
 from ge_jax import fileio, viz
 
-LABELS = dict(corrupted='input', ae='AE only', gan='GAN only', ge='GE', csgm='CSGM (A known)')
+LABELS = dict(corrupted='input', ae='AE only', gan='GAN only', ge='GE', ge_sample='GE sample',
+              csgm='CSGM (A known)', ge_op='GE-op (A known)', classical='classical (A known)')
+BLIND = ('ae', 'gan', 'ge', 'ge_sample')
+KNOWN = ('csgm', 'ge_op', 'classical')
 
 
 
@@ -25,25 +28,112 @@ def _fmt(e: dict | None, key: str, digits: int, bold: bool) -> str:
 
 
 def _best(methods: dict, key: str) -> str | None:
-  scored = {m: methods[m][f'{key}_mean'] for m in ('ae', 'gan', 'ge') if f'{key}_mean' in methods.get(m, {})}
+  scored = {m: methods[m][f'{key}_mean'] for m in BLIND if f'{key}_mean' in methods.get(m, {})}
   return max(scored, key=scored.get) if scored else None
+
+
+def _methods(tasks: list[dict]) -> list[str]:
+  """The methods present in any task, blind ones first."""
+  present = {m for t in tasks for m in t['methods']}
+  return [m for m in BLIND + KNOWN if m in present]
 
 
 def markdown_table(tasks: list[dict], key: str, digits: int) -> list[str]:
   """One row per task, one column per method (blind winner in bold), GE vs the others."""
-  head = ['task', 'input', 'AE only', 'GAN only', 'GE', 'CSGM (A known)', 'GE − AE', 'GE − GAN', 'GE − CSGM']
+  methods = _methods(tasks)
+  head = ['task', 'input'] + [LABELS[m] for m in methods] + ['GE − AE', 'GE − GAN']
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for t in tasks:
     ms = t['methods']
     best = _best(ms, key)
     cells = [t['task'], _fmt(ms.get('corrupted'), key, digits, False)]
-    cells += [_fmt(ms.get(m), key, digits, m == best) for m in ('ae', 'gan', 'ge', 'csgm')]
+    cells += [_fmt(ms.get(m), key, digits, m == best) for m in methods]
     ge = ms.get('ge', {}).get(f'{key}_mean')
-    for m in ('ae', 'gan', 'csgm'):
+    for m in ('ae', 'gan'):
       other = ms.get(m, {}).get(f'{key}_mean')
       cells.append(f'{ge - other:+.{digits}f}' if ge is not None and other is not None else 'n/a')
     lines.append('| ' + ' | '.join(cells) + ' |')
   return lines
+
+
+def first_extractor(tasks: list[dict]) -> str | None:
+  for t in tasks:
+    if t.get('extractors'):
+      return next(iter(t['extractors']))
+  return None
+
+
+def _perception(e: dict, ext: str) -> dict:
+  return e.get('perception', {}).get(ext, {})
+
+
+def perception_table(tasks: list[dict], ext: str) -> list[str]:
+  """FD (lower is more realistic) and classifier accuracy per task and method; blind best FD in bold."""
+  methods = ['corrupted'] + _methods(tasks)
+  head = ['task'] + [LABELS[m] for m in methods]
+  lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+  for t in tasks:
+    ms = t['methods']
+    fds = {m: _perception(ms[m], ext)['fd'] for m in BLIND if 'fd' in _perception(ms.get(m, {}), ext)}
+    best = min(fds, key=fds.get) if fds else None
+    cells = [t['task']]
+    for m in methods:
+      p = _perception(ms.get(m, {}), ext)
+      if 'fd' not in p:
+        cells.append('n/a')
+        continue
+      c = f'{p["fd"]:.1f} ± {p["fd_se"]:.1f}'
+      c = f'**{c}**' if m == best else c
+      if 'accuracy' in p:
+        c += f' ({p["accuracy"]:.2f})'
+      cells.append(c)
+    lines.append('| ' + ' | '.join(cells) + ' |')
+  return lines
+
+
+def pd_points(t: dict, ext: str, methods) -> tuple[dict, dict]:
+  """{method: (psnr, fd)} and their standard errors for one task."""
+  pts, errs = {}, {}
+  for m in methods:
+    e = t['methods'].get(m, {})
+    p = _perception(e, ext)
+    if 'psnr_mean' in e and 'fd' in p:
+      pts[m] = (e['psnr_mean'], p['fd'])
+      errs[m] = (e['psnr_se'], p['fd_se'])
+  return pts, errs
+
+
+def front_lines(tasks: list[dict], ext: str) -> list[str]:
+  """Per task: the blind methods on the PSNR / FD front, and whether GE (either form) is on it."""
+  from ge_jax.perception import pareto_front
+  lines, on = [], 0
+  for t in tasks:
+    blind, _ = pd_points(t, ext, BLIND)
+    every, _ = pd_points(t, ext, BLIND + KNOWN)
+    fb, fa = pareto_front(blind), pareto_front(every)
+    ge_on = [m for m in ('ge', 'ge_sample') if m in fb]
+    on += bool(ge_on)
+    lines.append(f'- {t["task"]}: blind front {", ".join(LABELS[m] for m in fb) or "none"}; '
+                 f'front of all methods {", ".join(LABELS[m] for m in fa) or "none"}'
+                 + ('' if ge_on else ' (**GE not on the blind front**)'))
+  lines.insert(0, f'GE (MAP or sample) is on the blind methods\' PSNR / FD front on {on} of {len(tasks)} tasks.')
+  return lines
+
+
+def plot_pd(outdir: str, tasks: list[dict], ext: str) -> list[str]:
+  """One perception-distortion figure per task, pd_<task>.png; returns the file names."""
+  from ge_jax import pd_plot
+  names = []
+  for t in tasks:
+    pts, errs = pd_points(t, ext, ('corrupted',) + BLIND + KNOWN)
+    if len(pts) < 2:
+      continue
+    name = f'pd_{t["task"]}.png'
+    pd_plot.perception_distortion_figure(os.path.join(outdir, name), pts, errors=errs, title=t['task'],
+                                         ylabel=f'FD ({ext} features), lower is better', log_y=True,
+                                         labels=LABELS)
+    names.append(name)
+  return names
 
 
 def variants_table(outdir: str) -> list[str]:
@@ -79,24 +169,36 @@ def write_markdown(path: str, result: dict, outdir: str) -> None:
   lines += markdown_table(tasks, 'psnr', 2)
   lines += ['', '## SSIM, mean ± standard error; best blind method in bold', '']
   lines += markdown_table(tasks, 'ssim', 3)
+  ext = first_extractor(tasks)
+  if ext:
+    lines += ['', f'## Realism: Frechet distance to the clean images on {ext} features (lower is better), '
+              '± bootstrap SE; (classifier accuracy) where labels exist; best blind method in bold', '']
+    lines += perception_table(tasks, ext)
+    lines += ['', '## Perception-distortion fronts (PSNR up, FD down; Blau & Michaeli 2018)', '']
+    lines += front_lines(tasks, ext)
+    descr = tasks[0].get('extractors', {})
+    lines += ['', 'Feature extractors: ' + '; '.join(f'{k}: {v}' for k, v in descr.items())]
   psnr = lambda t, m: t['methods'].get(m, {}).get('psnr_mean')
   beats = lambda m: [t['task'] for t in tasks if psnr(t, 'ge') is not None and psnr(t, m) is not None
                      and psnr(t, 'ge') > psnr(t, m)]
   n_with = lambda m: sum(psnr(t, m) is not None and psnr(t, 'ge') is not None for t in tasks)
-  lines += ['', f'GE has the best blind PSNR on {len(wins)} of {len(tasks)} tasks'
+  lines += ['', f'GE (MAP) has the best blind PSNR on {len(wins)} of {len(tasks)} tasks'
             + (f'; not on: {", ".join(losses)}.' if losses else '.')
             + f' GE beats GAN-only on {len(beats("gan"))} of {n_with("gan")} tasks'
             + (f' ({", ".join(beats("gan"))})' if beats('gan') else '')
             + f', AE-only on {len(beats("ae"))} of {n_with("ae")}'
             + f' and CSGM (operator known) on {len(beats("csgm"))} of {n_with("csgm")}'
             + (f' ({", ".join(beats("csgm"))})' if beats('csgm') else '') + '.',
-            '', 'CSGM knows the operator A (it minimises ||A(G(z)) - y||^2): a reference, not a blind method. '
+            '', 'CSGM, GE-op and the classical restorations know the operator A (its kernel, mask or '
+            'factor): references, not blind methods. GE sample is the same model as GE, sampled by '
+            'Langevin dynamics instead of minimised (ge_jax/solver.py). '
             'For compress only the code E(x) is given: GAN-only has no image to match and CSGM would be '
             'GE itself.', '', '## Settings', '', '| setting | value |', '|---|---|']
   lines += [f'| {k} | {v} |' for k, v in result['settings'].items()]
   if result.get('note'):
     lines += ['', f'Variant: {result["note"]}']
   fig = [f for f in ('convergence.png', 'lambda_sweep.png') if os.path.exists(os.path.join(outdir, f))]
+  fig += [f'pd_{t["task"]}.png' for t in tasks if os.path.exists(os.path.join(outdir, f'pd_{t["task"]}.png'))]
   grids = [t['task'] for t in tasks if os.path.exists(os.path.join(outdir, f'grid_{t["task"]}.png'))]
   if fig or grids:
     lines += ['', '## Figures', '']
@@ -120,7 +222,7 @@ def plot_convergence(path: str, tasks: list[dict]) -> None:
   if not tasks:
     return
   fig, axes = plt.subplots(len(tasks), 2, figsize=(9, 2.1 * len(tasks)), squeeze=False)
-  colors = dict(ge='tab:red', gan='tab:blue')
+  colors = dict(ge='tab:red', gan='tab:blue', ge_sample='tab:orange')
   for row, t in zip(axes, tasks):
     for m, cur in t['curves'].items():
       obj = np.asarray(cur['objective'])
@@ -159,11 +261,19 @@ def plot_sweep(path: str, sweep: dict) -> None:
 def without_per_image(scores: dict) -> dict:
   """Scores for results.json: no per-image lists (they stay in the workdir's metrics.json)."""
   out = {k: v for k, v in scores.items() if not k.startswith('_') and k != 'indices'}
-  out['methods'] = {m: {k: v for k, v in e.items() if k != 'per_image'} for m, e in scores['methods'].items()}
+  def strip(e):
+    e = {k: v for k, v in e.items() if k != 'per_image'}
+    if 'perception' in e:
+      e['perception'] = {x: {k: v for k, v in p.items() if k != 'feature_distance'} for x, p in e['perception'].items()}
+    return e
+  out['methods'] = {m: strip(e) for m, e in scores['methods'].items()}
   return out
 
 
 def write_results(outdir: str, result: dict) -> None:
   """results.json and results.md of a finished evaluation."""
   fileio.write_json(os.path.join(outdir, 'results.json'), result)
+  ext = first_extractor(result['tasks'])
+  if ext and result.get('figures', True):
+    plot_pd(outdir, result['tasks'], ext)
   write_markdown(os.path.join(outdir, 'results.md'), result, outdir)
