@@ -12,11 +12,15 @@ With --batch the images are split over every device (and every host with --multi
 import os
 import sys
 
-import numpy as np
-from absl import app, flags
-from ml_collections import config_flags
+from ge_jax import interrupts
 
-from ge_jax import cli
+interrupts.install()  # before the heavy imports: a Ctrl-C while they load ends the process quietly
+
+import numpy as np  # noqa: E402
+from absl import flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from ge_jax import cli  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/mnist.py', 'Config file (ml_collections).')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Where train.py left its checkpoints (default runs/<config.name>).')
@@ -43,6 +47,8 @@ def _load_input(path, config):
   kw = dict(image_size=d.image_size, channels=d.channels)
   if os.path.isdir(path):
     return data.load_folder(path, resize=d.resize, **kw), None
+  if os.path.exists(path) and not os.path.isfile(path):
+    raise UserError(f'--input {path!r} is neither a file nor a folder; give an .npz file or an image folder.')
   if not os.path.isfile(path):
     raise UserError(f'--input {path!r} does not exist; give an .npz file or an image folder.')
   try:
@@ -52,6 +58,9 @@ def _load_input(path, config):
     raise UserError(f'--input {path!r} is not a readable .npz file ({type(e).__name__}).') from None
   if 'corrupted' not in arrays and 'clean' not in arrays:
     raise UserError(f"--input {path!r} has arrays {sorted(arrays)}; it needs 'corrupted' (and optionally 'clean').")
+  for k in ('clean', 'corrupted'):
+    if k in arrays:
+      _check_plausible(arrays[k], f"--input {path!r} array '{k}'")
   conv = lambda k: (data.to_model_range(arrays[k], value_range=d.value_range, what=f"--input '{k}' array", **kw)
                     if k in arrays else None)
   clean, corrupted = conv('clean'), conv('corrupted')
@@ -60,34 +69,60 @@ def _load_input(path, config):
   return clean, corrupted
 
 
+def _check_plausible(a, what: str) -> None:
+  """Inputs that convert fine but are almost surely a mistake (the result would be meaningless)."""
+  from ge_jax.errors import UserError
+  a = np.asarray(a)
+  if a.dtype == np.uint8 and a.size and a.max() <= 1:
+    raise UserError(f'{what} is uint8 holding only 0 and 1, which reads as almost black on the 0..255 scale; '
+                    'multiply it by 255, or save it as float in [0, 1].')
+  if np.issubdtype(a.dtype, np.number) and a.size and a.ndim >= 3:
+    flat = a.reshape(len(a), -1)
+    if np.all(flat.max(axis=1) == flat.min(axis=1)):
+      raise UserError(f'{what}: every image is one constant value ({flat.flat[0]!r}); there is nothing to restore.')
+
+
 @cli.exit_on_user_error
 def main(argv):
   config = _CONFIG.value
-  workdir = cli.start(argv, config, _WORKDIR.value, _MULTIHOST.value)
-  from ge_jax import data, experiment, operators, parallel, pretrain
+  from ge_jax import experiment
   from ge_jax.errors import UserError
-  task = _TASK.value or ('none' if _INPUT.value else config.solve.task)
+  methods = list(dict.fromkeys(_METHODS.value))
+  unknown = [m for m in methods if m not in experiment.METHODS]
+  if unknown:
+    raise UserError(f'unknown --methods {",".join(unknown)}; choose from {",".join(experiment.METHODS)}.')
+  workdir = cli.start(argv, config, _WORKDIR.value, _MULTIHOST.value, methods=methods)
+  from ge_jax import data, operators, parallel, pretrain
+  task = _TASK.value or ('none' if _INPUT.value is not None else config.solve.task)
   if task not in operators.TASKS:
     raise UserError(f'unknown --task {task!r}; choose one of {", ".join(operators.TASKS)}.')
   operators.make(task, config.ops, (config.data.image_size,) * 2 + (config.data.channels,))  # validate early
+  if _INPUT.value is None and _N.value is not None and _N.value < 1:
+    raise UserError(f'--n={_N.value} must be at least 1.')
+  if _BATCH.value and flags.FLAGS['index'].present:
+    raise UserError('--index picks the one image solved without --batch; with --batch it has no effect (leave it out).')
+  if _INPUT.value is not None and _N.value is not None:
+    raise UserError('--n picks test images; with --input every image of the input is solved (leave --n out).')
   outdir = _OUTDIR.value or os.path.join(workdir, 'solve', task if _BATCH.value else f'{task}_single')
-  if os.path.exists(os.path.join(outdir, 'metrics.json')) and not _OVERWRITE.value:
-    raise UserError(f'{outdir} already holds results; pass --overwrite or another --outdir.')
+  cli.check_outdir(outdir, _OVERWRITE.value, 'metrics.json')  # before the work, not after
   mesh = parallel.make_mesh()
   params = pretrain.load_trained(config, workdir, mesh=mesh)  # replicated on every device
 
   indices = None
-  if _INPUT.value:
+  if _INPUT.value is not None:
     clean, corrupted = _load_input(_INPUT.value, config)
+    if os.path.isdir(_INPUT.value) and task == 'none':
+      clean, corrupted = None, clean  # a folder of already-corrupted images: restore them as they are
     if task != 'none' and clean is None:
-      clean, corrupted = corrupted, None  # a folder, or an .npz without 'clean': corrupt these images
+      clean, corrupted = corrupted, None  # an .npz without 'clean': corrupt these images
     if task == 'none' and corrupted is None:
-      raise UserError("--task=none takes the input as already corrupted, but --input has no 'corrupted' array.")
+      raise UserError("--task=none takes the input as already corrupted, but the .npz has only a 'clean' array; "
+                      "name it 'corrupted', or pick a --task to corrupt it.")
     if task != 'none':
       corrupted = None
   else:
     ds = data.load(config.data)
-    n = _N.value or config.solve.n_images
+    n = _N.value if _N.value is not None else config.solve.n_images
     if n < 1 or n > len(ds.test):
       raise UserError(f'--n={n} but the test split has {len(ds.test)} images; pick 1..{len(ds.test)}.')
     clean, corrupted, indices = ds.test[:n], None, np.arange(n)
@@ -105,7 +140,7 @@ def main(argv):
   place = parallel.solver_place(mesh) if _BATCH.value else None
   primary = parallel.is_primary()
   out = experiment.restore(config, params, task=task, clean=clean, corrupted=corrupted, indices=indices,
-                           methods=_METHODS.value, progress=_PROGRESS.value and primary, place=place)
+                           methods=methods, progress=_PROGRESS.value and primary, place=place)
   if not primary:  # every process solved its share; process 0 writes the results
     return
   scores = experiment.score(out)
@@ -115,12 +150,13 @@ def main(argv):
     print('GE objective per step (best restart):')
     for t in list(range(0, len(trace), every)) + [len(trace) - 1]:
       print(f'  step {t:5d}  {trace[t]:.6g}')
-  paths = experiment.save(out, outdir, scores)
+  with cli.output_folder(outdir, _OVERWRITE.value, 'metrics.json') as stage:  # replaced whole, never mixed
+    paths = experiment.save(out, stage, scores)
   print(experiment.table(scores))
-  print(f'wrote {paths["npz"]}, {paths["grid"]}, {paths["metrics"]}')
+  print(f'wrote {", ".join(os.path.join(outdir, os.path.basename(p)) for p in paths.values())}')
   if any(out.diverged.values()):
     print(f'warning: some solves diverged (non-finite): {out.diverged}', file=sys.stderr)
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=cli.parse_flags)
+  cli.run(main)

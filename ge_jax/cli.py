@@ -132,6 +132,7 @@ def exit_on_user_error(main):
 
   @functools.wraps(main)
   def wrapped(*args, **kwargs):
+    interrupts.raise_from_now_on()
     try:
       return main(*args, **kwargs)
     except UserError as e:

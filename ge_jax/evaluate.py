@@ -32,7 +32,7 @@ import time
 from typing import Any
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from ge_jax import cli
@@ -391,20 +391,20 @@ def main(argv):
   workdir = cli.start(argv, config, f.workdir)
   from ge_jax.errors import UserError
   outdir = f.outdir or os.path.join('results', config.name)
-  if os.path.exists(os.path.join(outdir, 'results.json')) and not f.overwrite:
-    raise UserError(f'{outdir} already holds results; pass --overwrite or another --outdir.')
+  cli.check_outdir(outdir, f.overwrite, 'results.json', carry=('variants',))
   try:
     lams = [float(v) for v in f.sweep_lams]
   except ValueError:
     raise UserError(f'--sweep_lams={",".join(f.sweep_lams)} must be numbers.') from None
   command = 'python -m ge_jax.evaluate ' + ' '.join(a for a in sys.argv[1:])
-  r = evaluate(config, workdir, outdir, split=f.split, n=f.n, tasks=f.tasks, methods=f.methods,
-               figures=f.figures, record_every=f.record_every, sweep_task=f.sweep_task, sweep_lams=lams,
-               sweep_n=f.sweep_n, progress=f.progress, command=command, note=config.get('note', ''))
+  with cli.output_folder(outdir, f.overwrite, 'results.json', carry=('variants',)) as stage:  # replaced whole
+    r = evaluate(config, workdir, stage, split=f.split, n=f.n, tasks=f.tasks, methods=f.methods,
+                 figures=f.figures, record_every=f.record_every, sweep_task=f.sweep_task, sweep_lams=lams,
+                 sweep_n=f.sweep_n, progress=f.progress, command=command, note=config.get('note', ''))
   print(open(os.path.join(outdir, 'results.md')).read())
   print(f'wrote {outdir}/results.md, results.json ({r["wall_seconds"]:.0f} s)')
 
 
 if __name__ == '__main__':
   _define_flags()
-  app.run(main, flags_parser=cli.parse_flags)
+  cli.run(main)

@@ -16,7 +16,7 @@ import sys
 import threading
 
 EXIT_STATUS = 130
-_state = dict(requested=False, depth=0)
+_state = dict(requested=False, depth=0, raise_=False)
 
 
 def _say(text: str) -> None:
@@ -32,7 +32,10 @@ def _handler(signum, frame):
     os._exit(EXIT_STATUS)
   _state['requested'] = True
   if _state['depth'] == 0:
-    raise KeyboardInterrupt
+    if _state['raise_']:
+      raise KeyboardInterrupt
+    _say('\ninterrupted: stopped before any work started.\n')  # still loading libraries: nothing to keep
+    os._exit(EXIT_STATUS)
   print('\nCtrl-C: finishing the current step and saving it (press Ctrl-C again to stop at once).',
         flush=True)
 
@@ -42,9 +45,15 @@ def _main_thread() -> bool:
 
 
 def install() -> None:
-  """Makes a second Ctrl-C end the process at once (the CLIs call this first)."""
+  """The CLIs' Ctrl-C: until `raise_from_now_on()` it ends the process at once (exit 130, one line);
+  after it a first Ctrl-C raises KeyboardInterrupt (outside `deferred`), a second one ends the process."""
   if _main_thread():
     signal.signal(signal.SIGINT, _handler)
+
+
+def raise_from_now_on() -> None:
+  """Called when a CLI's main starts: from now on a first Ctrl-C unwinds (closing files) as KeyboardInterrupt."""
+  _state['raise_'] = True
 
 
 def requested() -> bool:
