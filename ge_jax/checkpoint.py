@@ -79,6 +79,7 @@ class Checkpoints:
         max_to_keep=keep, create=True, enable_async_checkpointing=async_save,
         cleanup_tmp_directories=True)
     self._mngr = ocp.CheckpointManager(self.directory, options=options, item_names=('state', 'config'))
+    self._saved: set[int] = set()  # steps this object wrote: only those get SIZES_FILE (reads write nothing)
 
   def latest_step(self) -> int | None:
     return self._mngr.latest_step()
@@ -89,6 +90,7 @@ class Checkpoints:
   def save(self, step: int, state: Any, config) -> None:
     self._mngr.wait_until_finished()  # Orbax waits here anyway; the finished step gets its sizes
     self._record_sizes()
+    self._saved.add(step)
     self._mngr.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config_to_dict(config))), force=True)
 
@@ -99,7 +101,7 @@ class Checkpoints:
     """Writes SIZES_FILE into finished steps that lack it (on the primary process)."""
     if jax.process_index() != 0:
       return
-    for step in self.all_steps():
+    for step in sorted(self._saved & set(self.all_steps())):
       d = self._step_dir(step)
       if not os.path.isdir(d) or os.path.exists(os.path.join(d, SIZES_FILE)):
         continue

@@ -60,7 +60,21 @@ def start(argv: list[str], config, workdir: str | None, multihost: bool | None =
                     '(see --help).')
   setup_jax(multihost, cpu_devices)  # first: validation may touch devices, after which XLA's CPU split is fixed
   validate_config(config, methods)
-  return workdir or default_workdir(config)
+  workdir = workdir or default_workdir(config)
+  check_workdir(workdir)
+  return workdir
+
+
+def check_workdir(path: str) -> None:
+  """A --workdir must be a folder or not exist yet, and not lie under a file."""
+  full = os.path.abspath(path)
+  if os.path.exists(full) and not os.path.isdir(full):
+    raise UserError(f'--workdir {path} is a file, not a folder; pick another --workdir.')
+  existing = full
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    raise UserError(f'--workdir {path} lies under {existing}, which is a file, not a folder; pick another --workdir.')
 
 
 def base_config():
