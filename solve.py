@@ -51,6 +51,8 @@ def _load_input(path, config):
     raise UserError(f'--input {path!r} is neither a file nor a folder; give an .npz file or an image folder.')
   if not os.path.isfile(path):
     raise UserError(f'--input {path!r} does not exist; give an .npz file or an image folder.')
+  if os.path.splitext(path)[1].lower() in ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff'):
+    raise UserError(f'--input {path!r} is one image file; put it (and any others) in a folder and pass the folder.')
   try:
     with np.load(path) as f:
       arrays = {k: f[k] for k in f.files}
@@ -58,12 +60,12 @@ def _load_input(path, config):
     raise UserError(f'--input {path!r} is not a readable .npz file ({type(e).__name__}).') from None
   if 'corrupted' not in arrays and 'clean' not in arrays:
     raise UserError(f"--input {path!r} has arrays {sorted(arrays)}; it needs 'corrupted' (and optionally 'clean').")
-  for k in ('clean', 'corrupted'):
-    if k in arrays:
-      _check_plausible(arrays[k], f"--input {path!r} array '{k}'")
   conv = lambda k: (data.to_model_range(arrays[k], value_range=d.value_range, what=f"--input '{k}' array", **kw)
                     if k in arrays else None)
   clean, corrupted = conv('clean'), conv('corrupted')
+  for k in ('clean', 'corrupted'):  # after the shape and range checks, which say more
+    if k in arrays:
+      _check_plausible(arrays[k], f"--input {path!r} array '{k}'")
   if clean is not None and corrupted is not None and clean.shape != corrupted.shape:
     raise UserError(f"--input 'clean' {clean.shape} and 'corrupted' {corrupted.shape} differ in shape.")
   return clean, corrupted
@@ -97,6 +99,9 @@ def main(argv):
   if task not in operators.TASKS:
     raise UserError(f'unknown --task {task!r}; choose one of {", ".join(operators.TASKS)}.')
   operators.make(task, config.ops, (config.data.image_size,) * 2 + (config.data.channels,))  # validate early
+  if task == 'none' and _INPUT.value is None:
+    raise UserError('--task=none restores images that are already corrupted: give them with --input '
+                    '(an .npz or an image folder), or pick a task to corrupt the test images.')
   if _INPUT.value is None and _N.value is not None and _N.value < 1:
     raise UserError(f'--n={_N.value} must be at least 1.')
   if _BATCH.value and flags.FLAGS['index'].present:

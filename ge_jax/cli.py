@@ -17,6 +17,8 @@ from ge_jax.errors import Interrupted, UserError
 
 # Flags whose empty value means something ('' = no lambda sweep); any other flag given empty is an error.
 EMPTY_OK = ('sweep_task',)
+# Integer flags of the CLIs and their smallest meaningful value (a smaller one is an error, never a default).
+INT_FLAG_MIN = {'n': 1, 'sweep_n': 1, 'record_every': 0}
 
 
 class _QuietTfds(logging.Filter):
@@ -116,6 +118,12 @@ def parse_flags(argv: list[str]) -> list[str]:
     print(f'error: cannot load the config file {path!r} ({str(e).splitlines()[-1].strip()}); '
           'pass an existing file, e.g. --config=configs/mnist.py.', file=sys.stderr)
     sys.exit(2)
+  except (SyntaxError, ImportError, NameError) as e:  # the config file is not valid Python
+    path = next((a.split('=', 1)[1] for a in argv if a.startswith('--config=')), '?')
+    where = f' line {e.lineno}' if getattr(e, 'lineno', None) else ''
+    print(f'error: the config file {path!r} does not load ({type(e).__name__}{where}: '
+          f'{" ".join(str(e).split())[:150]}); it must define get_config() returning a ConfigDict.', file=sys.stderr)
+    sys.exit(2)
   except flags.Error as e:
     msg = str(e)
   except (KeyError, AttributeError, TypeError, ValueError) as e:
@@ -138,6 +146,10 @@ def _check_empty_flags(flag_values) -> None:
       continue
     if flag.value in ('', []) or (isinstance(flag.value, str) and not flag.value.strip()):
       print(f'error: --{name} was given an empty value; give a value or leave the flag out.', file=sys.stderr)
+      sys.exit(2)
+    low = INT_FLAG_MIN.get(name)
+    if low is not None and isinstance(flag.value, int) and flag.value < low:
+      print(f'error: --{name}={flag.value} must be at least {low}.', file=sys.stderr)
       sys.exit(2)
 
 
@@ -210,8 +222,10 @@ def check_outdir(path: str, overwrite: bool, marker: str, carry: tuple[str, ...]
   if not os.path.isdir(existing):
     raise UserError(f'--outdir {path} lies under {existing}, which is a file, not a folder; pick another --outdir.')
   parent = existing if existing != full else os.path.dirname(full)
-  if not os.access(parent, os.W_OK | os.X_OK):
-    raise UserError(f'cannot write results under {parent} (no write permission); pick another --outdir.')
+  try:  # a real write (os.access says yes to root on a read-only file system); nothing is left behind
+    os.rmdir(tempfile.mkdtemp(prefix='.ge_jax_write_test-', dir=parent))
+  except OSError as e:
+    raise UserError(f'cannot write results under {parent} ({e.strerror}); pick another --outdir.') from None
   if os.path.isdir(full):
     if os.path.exists(os.path.join(full, marker)):
       if not overwrite:

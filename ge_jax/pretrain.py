@@ -289,6 +289,8 @@ def _run_phase(*, name: str, phase_cfg, config, workdir: str, state: dict, step_
       state = restored
       if start >= total:
         print(f'[{name}] already trained ({start}/{total} steps in {ckpts.directory}); skipping.')
+        if interrupts.requested():
+          raise Interrupted(f'[{name}] is trained ({ckpts.directory}); nothing else was started.')
         return state
       print(f'[{name}] resuming from step {start} of {total}.')
     else:

@@ -56,6 +56,8 @@ TRAIN = [
     ('--config={S}/typo_config.py', 'did you mean config.ae.code_dim'),
     ('--config={S}/newkey_config.py', 'config.trainer'),
     ('--config={S}/missing.py', 'cannot load'),
+    ('--config=README.md', 'does not load'),
+    ('--config=configs', 'cannot load'),
     ('--workdir=', '--workdir'),
     ('--workdir={S}/afile', 'is a file'),
     ('--workdir={S}/afile/sub', 'which is a file'),
@@ -87,6 +89,9 @@ SOLVE = [
     ('--input={S}/nofile.npz', 'does not exist'),
     ('--input={S}/empty', 'empty'),
     ('--input=', '--input'),
+    ('--input={S}/small/0.png', 'folder'),
+    ('--task=none', '--input'),
+    ('--outdir=/proc/ge_jax_results', 'cannot write'),
     ('--input={S}/ok.npz --n=3', '--n'),
     ('--n=100000', 'test split'),
     ('--n=0', '--n=0'),
@@ -125,6 +130,8 @@ EVALUATE = [
     ('--sweep_lams=a,b', 'numbers'),
     ('--config.gan.steps=-1', 'config.gan.steps'),
     ('--split=train', 'split'),
+    ('--sweep_n=0', '--sweep_n=0'),
+    ('--record_every=-1', '--record_every'),
     ('--workdir={S}/none', 'train first'),
 ]
 
