@@ -168,8 +168,8 @@ def exit_on_user_error(main):
       print(f'interrupted: {e}', file=sys.stderr)
       sys.exit(interrupts.EXIT_STATUS)
     except KeyboardInterrupt:
-      print('interrupted: stopped; checkpoints and results already written are kept, and the same command '
-            'resumes training from the last checkpoint.', file=sys.stderr)
+      print('interrupted: stopped before finishing; files already complete (checkpoints, results) are kept '
+            'and nothing half-written is left.', file=sys.stderr)
       sys.exit(interrupts.EXIT_STATUS)
     except OSError as e:  # disk full, permissions, a path that vanished: the system's own sentence
       where = f' ({e.filename})' if getattr(e, 'filename', None) else ''

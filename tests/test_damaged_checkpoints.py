@@ -127,3 +127,17 @@ def test_training_resumes_from_the_intact_step_and_keeps_the_damaged_one(tiny_wo
   assert os.path.exists(moved)  # the damaged file itself, kept
   again = run_cli('train.py', TINY, f'--workdir={w}', '--noprogress')
   assert again.returncode == 0 and '[gan] already trained' in again.stdout and 'warning' not in again.stderr
+
+
+def test_cli_with_no_intact_step_prints_one_line_and_no_shutdown_noise(tiny_workdir, tmp_path):
+  w = str(tmp_path / 'w')
+  shutil.copytree(tiny_workdir, w)
+  for step in (20, 40):
+    _damage(f'{w}/ae/checkpoints/{step}/config/metadata', 'empty')
+  before = _files(w)
+  proc = run_cli('solve.py', '--batch', TINY, f'--workdir={w}', f'--outdir={tmp_path}/o', '--noprogress')
+  assert proc.returncode == 2, proc.stderr[-3000:]
+  lines = [l for l in proc.stderr.splitlines() if l.strip()]
+  assert len(lines) == 1 and lines[0].startswith('error: no intact checkpoint'), proc.stderr[-3000:]
+  assert 'step 40' in lines[0] and 'step 20' in lines[0] and 'metadata' in lines[0]
+  assert _files(w) == before and not os.path.exists(f'{tmp_path}/o')
