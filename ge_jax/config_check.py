@@ -220,8 +220,36 @@ def check_together(config, base, methods=METHODS) -> None:
           f'config.solve.{name}).')
 
 
+# (key, when it is ignored, why): a value changed from the base config's while ignored is an error.
+_IGNORED = (
+    ('data.path', lambda c: c.data.source not in ('folder', 'npz'),
+     "it is read only with config.data.source='folder' or 'npz'"),
+    ('data.name', lambda c: c.data.source in ('folder', 'npz', 'builtin'),
+     "it names a TFDS dataset, read only with config.data.source='auto' or 'tfds'"),
+    ('ae.kl_weight', lambda c: c.ae.kind != 'vae', "it weighs the KL term of config.ae.kind='vae' only"),
+    ('ae.augment_weight', lambda c: not c.ae.augment, 'config.ae.augment is empty (no augmentation)'),
+    ('ae.augment_recon', lambda c: not c.ae.augment, 'config.ae.augment is empty (no augmentation)'),
+    ('gan.r1_every', lambda c: c.gan.r1_weight == 0, 'config.gan.r1_weight is 0 (no R1 penalty)'),
+)
+
+
+def _get(config, dotted: str):
+  for part in dotted.split('.'):
+    config = config.get(part) if hasattr(config, 'get') else None
+  return config
+
+
+def check_no_effect(config, base) -> None:
+  """A setting changed from the base value where it is ignored is almost surely a mistake."""
+  for key, ignored, why in _IGNORED:
+    value = _get(config, key)
+    if value != _get(base, key) and ignored(config):
+      raise UserError(f'config.{key}={_show(value)} has no effect: {why}.')
+
+
 def validate(config, base, methods=METHODS) -> None:
   """Raises UserError (one sentence) for the first problem of `config`; `base` defines the keys."""
   check_keys(config, base)
   check_values(config, base)
   check_together(config, base, methods)
+  check_no_effect(config, base)

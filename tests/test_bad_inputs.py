@@ -67,6 +67,8 @@ TRAIN = [
     ('--config.data.source=folder --config.data.path={S}/small --config.data.resize=False', '32'),
     ('--config.data.source=folder --config.data.path={S}/broken', 'broken.png'),
     ('--config.data.source=npz --config.data.path={S}/text.npz', 'text.npz'),
+    ('--config.data.path={S}/small', 'no effect'),  # source still 'auto': the folder would be ignored
+    ('--config.ae.kl_weight=0.1', 'no effect'),
     ('--workdir={S}/w --config.ae.code_dim=3', 'different config'),
     ('--workdir={S}/damaged', 'no intact checkpoint'),
 ]

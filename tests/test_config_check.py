@@ -78,3 +78,12 @@ def test_whole_blocks_and_cross_checks(base):
   assert 'superres_factor' in _bad(base, lambda c: setattr(c.ops, 'superres_factor', 3))
   assert 'base_size' in _bad(base, lambda c: setattr(c.model, 'base_size', 5))
   assert 'nois' in _bad(base, lambda c: setattr(c.ae, 'augment', 'nois'))
+
+
+def test_a_setting_ignored_where_it_was_changed_is_an_error(base):
+  assert "source='folder'" in _bad(base, lambda c: setattr(c.data, 'path', 'my_images'))
+  assert 'vae' in _bad(base, lambda c: setattr(c.ae, 'kl_weight', 0.1))
+  assert 'augment' in _bad(base, lambda c: setattr(c.ae, 'augment_recon', 0.5))
+  c = base.copy_and_resolve_references()
+  c.data.source, c.data.path = 'folder', 'my_images'
+  config_check.validate(c, base)
