@@ -104,6 +104,9 @@ def main(argv):
                     '(an .npz or an image folder), or pick a task to corrupt the test images.')
   if _INPUT.value is None and _N.value is not None and _N.value < 1:
     raise UserError(f'--n={_N.value} must be at least 1.')
+  for flag, key in (('task', 'config.solve.task'), ('n', 'config.solve.n_images')):
+    if flags.FLAGS[flag].present and key in flags.FLAGS and flags.FLAGS[key].present:
+      raise UserError(f'--{flag} and --{key} both given; --{flag} wins, so --{key} has no effect (give one).')
   if _BATCH.value and flags.FLAGS['index'].present:
     raise UserError('--index picks the one image solved without --batch; with --batch it has no effect (leave it out).')
   if _INPUT.value is not None and _N.value is not None:

@@ -106,6 +106,8 @@ SOLVE = [
     ('--outdir={S}/done', 'overwrite'),
     ('--outdir={S}/userfiles', 'other files'),
     ('--index=3', '--index'),  # with --batch
+    ('--task=deblur --config.solve.task=inpaint', 'no effect'),
+    ('--n=5 --config.solve.n_images=8', 'no effect'),
     ('--config.solve.lam=0.5', 'no effect'),
     ('--config.solve.lr=0.5 --config.solve.lr_ge=0.1 --config.solve.lr_gan=0.1 --config.solve.lr_csgm=0.1',
      'no effect'),
