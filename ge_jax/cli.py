@@ -118,7 +118,8 @@ def parse_flags(argv: list[str]) -> list[str]:
     print(f'error: cannot load the config file {path!r} ({str(e).splitlines()[-1].strip()}); '
           'pass an existing file, e.g. --config=configs/mnist.py.', file=sys.stderr)
     sys.exit(2)
-  except (SyntaxError, ImportError, NameError) as e:  # the config file is not valid Python
+  except (SyntaxError, ImportError, NameError, ArithmeticError, RuntimeError, AssertionError) as e:
+    # the config file is not valid Python, or its get_config() fails
     path = next((a.split('=', 1)[1] for a in argv if a.startswith('--config=')), '?')
     where = f' line {e.lineno}' if getattr(e, 'lineno', None) else ''
     print(f'error: the config file {path!r} does not load ({type(e).__name__}{where}: '

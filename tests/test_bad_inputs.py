@@ -58,6 +58,7 @@ TRAIN = [
     ('--config={S}/missing.py', 'cannot load'),
     ('--config=README.md', 'does not load'),
     ('--config=configs', 'cannot load'),
+    ('--config={S}/raising_config.py', 'does not load'),
     ('--workdir=', '--workdir'),
     ('--workdir={S}/afile', 'is a file'),
     ('--workdir={S}/afile/sub', 'which is a file'),
@@ -191,6 +192,7 @@ def _make_sandbox(root, tiny_workdir):
   open(f'{s}/typo_config.py', 'w').write(
       'from configs import mnist_tiny\n\ndef get_config():\n  c = mnist_tiny.get_config()\n'
       '  c.ae.code_dimm = 16\n  return c\n')
+  open(f'{s}/raising_config.py', 'w').write('def get_config():\n  return 1 / 0\n')
   open(f'{s}/newkey_config.py', 'w').write(
       'import ml_collections\nfrom configs import mnist_tiny\n\ndef get_config():\n  c = mnist_tiny.get_config()\n'
       '  c.trainer = ml_collections.ConfigDict(dict(steps=5))\n  return c\n')
