@@ -12,11 +12,15 @@ With --batch the images are split over every device (and every host with --multi
 import os
 import sys
 
-import numpy as np
-from absl import app, flags
-from ml_collections import config_flags
+from ge_jax import interrupts
 
-from ge_jax import cli
+interrupts.install()  # before the heavy imports: a Ctrl-C while they load ends the process quietly
+
+import numpy as np  # noqa: E402
+from absl import flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from ge_jax import cli  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/mnist.py', 'Config file (ml_collections).')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Where train.py left its checkpoints (default runs/<config.name>).')
@@ -27,7 +31,8 @@ _TASK = flags.DEFINE_string('task', None, 'Corruption: denoise|speckle|saltpeppe
                             'superres|compress|none (default config.solve.task; none with --input).')
 _N = flags.DEFINE_integer('n', None, 'Number of test images (default config.solve.n_images).')
 _INPUT = flags.DEFINE_string('input', None, '.npz with `corrupted` (and optionally `clean`), or an image folder.')
-_METHODS = flags.DEFINE_list('methods', ['ae', 'gan', 'ge', 'csgm'], 'Methods to run.')
+_METHODS = flags.DEFINE_list('methods', ['ae', 'gan', 'ge', 'ge_sample', 'csgm', 'ge_op', 'classical'],
+                             'Methods to run (ge_jax/experiment.py).')
 _OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace results already in --outdir.')
 _PROGRESS = flags.DEFINE_bool('progress', True, 'Show progress bars.')
 _MULTIHOST = flags.DEFINE_bool('multihost', None, 'Join a multi-host run (jax.distributed.initialize); run the '
@@ -43,8 +48,12 @@ def _load_input(path, config):
   kw = dict(image_size=d.image_size, channels=d.channels)
   if os.path.isdir(path):
     return data.load_folder(path, resize=d.resize, **kw), None
+  if os.path.exists(path) and not os.path.isfile(path):
+    raise UserError(f'--input {path!r} is neither a file nor a folder; give an .npz file or an image folder.')
   if not os.path.isfile(path):
     raise UserError(f'--input {path!r} does not exist; give an .npz file or an image folder.')
+  if os.path.splitext(path)[1].lower() in ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff'):
+    raise UserError(f'--input {path!r} is one image file; put it (and any others) in a folder and pass the folder.')
   try:
     with np.load(path) as f:
       arrays = {k: f[k] for k in f.files}
@@ -55,42 +64,93 @@ def _load_input(path, config):
   conv = lambda k: (data.to_model_range(arrays[k], value_range=d.value_range, what=f"--input '{k}' array", **kw)
                     if k in arrays else None)
   clean, corrupted = conv('clean'), conv('corrupted')
+  for k in ('clean', 'corrupted'):  # after the shape and range checks, which say more
+    if k in arrays:
+      _check_plausible(arrays[k], f"--input {path!r} array '{k}'")
   if clean is not None and corrupted is not None and clean.shape != corrupted.shape:
     raise UserError(f"--input 'clean' {clean.shape} and 'corrupted' {corrupted.shape} differ in shape.")
   return clean, corrupted
 
 
+def _check_plausible(a, what: str) -> None:
+  """Inputs that convert fine but are almost surely a mistake (the result would be meaningless)."""
+  from ge_jax.errors import UserError
+  a = np.asarray(a)
+  if a.dtype == np.uint8 and a.size and a.max() <= 1:
+    raise UserError(f'{what} is uint8 holding only 0 and 1, which reads as almost black on the 0..255 scale; '
+                    'multiply it by 255, or save it as float in [0, 1].')
+  if np.issubdtype(a.dtype, np.number) and a.size and a.ndim >= 3:
+    flat = a.reshape(len(a), -1)
+    if np.all(flat.max(axis=1) == flat.min(axis=1)):
+      raise UserError(f'{what}: every image is one constant value ({flat.flat[0]!r}); there is nothing to restore.')
+
+
+def _realism(model, workdir: str, ds, labels, clean) -> tuple[list, object]:
+  """(extractors, labels) for the realism scores: the fixed random CNN always; the project's
+  classifier (FD on its features, and accuracy) when it is already trained in the workdir."""
+  from ge_jax import perception
+  if clean is None or len(clean) < 2:
+    return [], None
+  extractors = [perception.random_extractor(model.image_shape)]
+  if ds is not None and labels is not None and os.path.exists(os.path.join(workdir, 'classifier', 'params.msgpack')):
+    return [perception.classifier_extractor(workdir, ds)] + extractors, labels
+  if ds is not None and labels is not None:
+    print(f'note: realism on random-CNN features only; `python -m ge_jax.classifier --workdir={workdir}` '
+          'trains the classifier once, after which FD on its features and accuracy are reported too.')
+  return extractors, None
+
+
 @cli.exit_on_user_error
 def main(argv):
   config = _CONFIG.value
-  workdir = cli.start(argv, config, _WORKDIR.value, _MULTIHOST.value)
-  from ge_jax import api, data, experiment, operators, parallel
+  from ge_jax import experiment
   from ge_jax.errors import UserError
-  task = _TASK.value or ('none' if _INPUT.value else config.solve.task)
+  methods = list(dict.fromkeys(_METHODS.value))
+  unknown = [m for m in methods if m not in experiment.METHODS]
+  if unknown:
+    raise UserError(f'unknown --methods {",".join(unknown)}; choose from {",".join(experiment.METHODS)}.')
+  workdir = cli.start(argv, config, _WORKDIR.value, _MULTIHOST.value, methods=methods)
+  from ge_jax import api, data, operators, parallel
+  task = _TASK.value or ('none' if _INPUT.value is not None else config.solve.task)
   if task not in operators.TASKS:
     raise UserError(f'unknown --task {task!r}; choose one of {", ".join(operators.TASKS)}.')
   operators.make(task, config.ops, (config.data.image_size,) * 2 + (config.data.channels,))  # validate early
+  if task == 'none' and _INPUT.value is None:
+    raise UserError('--task=none restores images that are already corrupted: give them with --input '
+                    '(an .npz or an image folder), or pick a task to corrupt the test images.')
+  if _INPUT.value is None and _N.value is not None and _N.value < 1:
+    raise UserError(f'--n={_N.value} must be at least 1.')
+  for flag, key in (('task', 'config.solve.task'), ('n', 'config.solve.n_images')):
+    if flags.FLAGS[flag].present and key in flags.FLAGS and flags.FLAGS[key].present:
+      raise UserError(f'--{flag} and --{key} both given; --{flag} wins, so --{key} has no effect (give one).')
+  if _BATCH.value and flags.FLAGS['index'].present:
+    raise UserError('--index picks the one image solved without --batch; with --batch it has no effect (leave it out).')
+  if _INPUT.value is not None and _N.value is not None:
+    raise UserError('--n picks test images; with --input every image of the input is solved (leave --n out).')
   outdir = _OUTDIR.value or os.path.join(workdir, 'solve', task if _BATCH.value else f'{task}_single')
-  if os.path.exists(os.path.join(outdir, 'metrics.json')) and not _OVERWRITE.value:
-    raise UserError(f'{outdir} already holds results; pass --overwrite or another --outdir.')
+  cli.check_outdir(outdir, _OVERWRITE.value, 'metrics.json')  # before the work, not after
   mesh = parallel.make_mesh()
   model = api.load(workdir, config, mesh=mesh)  # parameters replicated on every device
 
-  indices = None
-  if _INPUT.value:
+  indices, ds, labels = None, None, None
+  if _INPUT.value is not None:
     clean, corrupted = _load_input(_INPUT.value, config)
+    if os.path.isdir(_INPUT.value) and task == 'none':
+      clean, corrupted = None, clean  # a folder of already-corrupted images: restore them as they are
     if task != 'none' and clean is None:
-      clean, corrupted = corrupted, None  # a folder, or an .npz without 'clean': corrupt these images
+      clean, corrupted = corrupted, None  # an .npz without 'clean': corrupt these images
     if task == 'none' and corrupted is None:
-      raise UserError("--task=none takes the input as already corrupted, but --input has no 'corrupted' array.")
+      raise UserError("--task=none takes the input as already corrupted, but the .npz has only a 'clean' array; "
+                      "name it 'corrupted', or pick a --task to corrupt it.")
     if task != 'none':
       corrupted = None
   else:
     ds = data.load(config.data)
-    n = _N.value or config.solve.n_images
+    n = _N.value if _N.value is not None else config.solve.n_images
     if n < 1 or n > len(ds.test):
       raise UserError(f'--n={n} but the test split has {len(ds.test)} images; pick 1..{len(ds.test)}.')
     clean, corrupted, indices = ds.test[:n], None, np.arange(n)
+    labels = None if ds.test_labels is None else np.asarray(ds.test_labels)[:n]
     print(f'data: {len(clean)} held-out test images from {ds.source}')
 
   if not _BATCH.value:  # one image, shown step by step
@@ -99,28 +159,29 @@ def main(argv):
     if not 0 <= k < len(base):
       raise UserError(f'--index={k} is outside the {len(base)} available images.')
     pick = lambda a: None if a is None else a[k:k + 1]
-    clean, corrupted, indices = pick(clean), pick(corrupted), np.array([k])
+    clean, corrupted, indices, labels = pick(clean), pick(corrupted), np.array([k]), pick(labels)
 
   # --batch: images (padded to a multiple of the device count) are split over all devices.
   place = parallel.solver_place(mesh) if _BATCH.value else None
   primary = parallel.is_primary()
-  out = api.restore(model, clean, task=task, corrupted=corrupted, indices=indices, methods=_METHODS.value,
+  out = api.restore(model, clean, task=task, corrupted=corrupted, indices=indices, methods=methods,
                     progress=_PROGRESS.value and primary, place=place)
   if not primary:  # every process solved its share; process 0 writes the results
     return
-  scores = api.score(out)
+  scores = api.score(out, *_realism(model, workdir, ds, labels, clean))
   if not _BATCH.value and 'ge' in out.loss_trace:
     trace = out.loss_trace['ge'][0]
     every = max(1, len(trace) // 20)
     print('GE objective per step (best restart):')
     for t in list(range(0, len(trace), every)) + [len(trace) - 1]:
       print(f'  step {t:5d}  {trace[t]:.6g}')
-  paths = experiment.save(out, outdir, scores)
+  with cli.output_folder(outdir, _OVERWRITE.value, 'metrics.json') as stage:  # replaced whole, never mixed
+    paths = experiment.save(out, stage, scores)
   print(experiment.table(scores))
-  print(f'wrote {paths["npz"]}, {paths["grid"]}, {paths["metrics"]}')
+  print(f'wrote {", ".join(os.path.join(outdir, os.path.basename(p)) for p in paths.values())}')
   if any(out.diverged.values()):
     print(f'warning: some solves diverged (non-finite): {out.diverged}', file=sys.stderr)
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=cli.parse_flags)
+  cli.run(main)

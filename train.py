@@ -5,10 +5,14 @@
 Uses every device (batches split over them); with --multihost, every host of a pod runs this.
 """
 
-from absl import app, flags
-from ml_collections import config_flags
+from ge_jax import interrupts
 
-from ge_jax import cli
+interrupts.install()  # before the heavy imports: a Ctrl-C while they load ends the process quietly
+
+from absl import flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from ge_jax import cli  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/mnist.py', 'Config file (ml_collections).')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Where checkpoints, logs and pictures go (default runs/<config.name>).')
@@ -30,4 +34,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=cli.parse_flags)
+  cli.run(main)

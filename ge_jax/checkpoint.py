@@ -4,19 +4,32 @@ Each training phase (GAN, AE) has its own directory `<workdir>/<phase>/checkpoin
 written atomically (Orbax writes to a temporary folder and renames it when complete, so a process
 killed mid-save leaves no half checkpoint behind), with the run's config saved beside the state.
 Restores go through an abstract target, so a checkpoint written on N devices restores on M.
+
+A damaged step (a truncated array file, an empty metadata file) is reported in one sentence naming
+the step and the file, and the newest intact step is used instead; nothing is ever deleted (when
+training resumes, damaged newer steps are moved to `<directory>_damaged/` so that they can be
+written again). Each finished step records its file sizes (`SIZES_FILE`), which names a truncated file.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import sys
 from typing import Any
 
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
+from ge_jax import fileio
 from ge_jax.errors import UserError
+
+SIZES_FILE = 'ge_jax_file_sizes.json'
+# Orbax's words for a target of other shapes or structure (a config mismatch, not damage).
+_MISMATCH = re.compile(r'not compatible with the stored shape|[Ss]tructure mismatch|structures do not match'
+                       r'|not found in metadata')
 
 # Config fields that fix the shapes of saved parameters: a checkpoint only fits a config that agrees.
 # Each phase checks only its own, so a GAN can be shared by AEs of another code size.
@@ -54,8 +67,11 @@ def check_compatible(saved: dict, config, where: str, keys: tuple[str, ...] = SH
 class Checkpoints:
   """Save / restore / resume for one training phase."""
 
-  def __init__(self, directory: str, *, keep: int = 3, async_save: bool = True,
+  def __init__(self, directory: str, *, keep: int | None = 3, async_save: bool = True,
                shape_keys: tuple[str, ...] = SHAPE_KEYS):
+    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
+      raise UserError(f'keep={keep!r} would delete checkpoints as they are written; keep an integer >= 1 '
+                      '(or None: all).')
     self.directory = os.path.abspath(directory)
     self.shape_keys = shape_keys
     os.makedirs(self.directory, exist_ok=True)
@@ -63,6 +79,7 @@ class Checkpoints:
         max_to_keep=keep, create=True, enable_async_checkpointing=async_save,
         cleanup_tmp_directories=True)
     self._mngr = ocp.CheckpointManager(self.directory, options=options, item_names=('state', 'config'))
+    self._saved: set[int] = set()  # steps this object wrote: only those get SIZES_FILE (reads write nothing)
 
   def latest_step(self) -> int | None:
     return self._mngr.latest_step()
@@ -71,8 +88,61 @@ class Checkpoints:
     return list(self._mngr.all_steps())
 
   def save(self, step: int, state: Any, config) -> None:
+    self._mngr.wait_until_finished()  # Orbax waits here anyway; the finished step gets its sizes
+    self._record_sizes()
+    self._saved.add(step)
     self._mngr.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config_to_dict(config))), force=True)
+
+  def _step_dir(self, step: int) -> str:
+    return os.path.join(self.directory, str(step))
+
+  def _record_sizes(self) -> None:
+    """Writes SIZES_FILE into finished steps that lack it (on the primary process)."""
+    if jax.process_index() != 0:
+      return
+    for step in sorted(self._saved & set(self.all_steps())):
+      d = self._step_dir(step)
+      if not os.path.isdir(d) or os.path.exists(os.path.join(d, SIZES_FILE)):
+        continue
+      sizes = {os.path.relpath(os.path.join(root, f), d): os.path.getsize(os.path.join(root, f))
+               for root, _, files in os.walk(d) for f in files}
+      try:
+        fileio.write_json(os.path.join(d, SIZES_FILE), sizes)
+      except OSError:
+        pass  # a read-only checkpoint folder: the sizes only sharpen a later damage report
+
+  def _culprit(self, step: int, error: BaseException, default: str = '') -> str:
+    """The file of a damaged step: one whose size changed, an empty one, or one the error names."""
+    d = self._step_dir(step)
+    try:
+      with open(os.path.join(d, SIZES_FILE)) as f:
+        sizes = json.load(f)
+    except (OSError, ValueError):
+      sizes = {}
+    for rel, size in sizes.items():
+      path = os.path.join(d, rel)
+      if not os.path.exists(path) or os.path.getsize(path) != size:
+        return path
+    for root, _, files in os.walk(d):
+      for f in sorted(files):
+        if os.path.getsize(os.path.join(root, f)) == 0:
+          return os.path.join(root, f)
+    for quoted in re.findall(r'["\']([^"\']+)["\']', str(error)):
+      if quoted.startswith(d) and os.path.isfile(quoted):
+        return quoted
+    return default or f'a file under {d}'
+
+  def _set_aside(self, step: int) -> str:
+    """Moves a damaged step out of Orbax's folder (so it can be written again); returns where."""
+    dest_root = self.directory.rstrip(os.sep) + '_damaged'
+    os.makedirs(dest_root, exist_ok=True)
+    dest, k = os.path.join(dest_root, str(step)), 1
+    while os.path.exists(dest):
+      dest, k = os.path.join(dest_root, f'{step}.{k}'), k + 1
+    os.rename(self._step_dir(step), dest)
+    self._mngr.reload()
+    return dest
 
   def saved_config(self, step: int | None = None) -> dict | None:
     step = self.latest_step() if step is None else step
@@ -80,33 +150,52 @@ class Checkpoints:
       return None
     return self._mngr.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore())).config
 
-  def restore(self, target: Any, config=None, step: int | None = None) -> tuple[Any, int] | tuple[None, None]:
-    """Restores (state, step) of the latest (or given) step onto `target`'s structure and shardings.
+  def restore(self, target: Any, config=None, step: int | None = None,
+              set_aside_damaged: bool = False) -> tuple[Any, int] | tuple[None, None]:
+    """Restores (state, step) of the newest intact (or the given) step onto `target`'s structure.
 
     `target` is a pytree of arrays or `jax.ShapeDtypeStruct`s (with `.sharding` for multi-device).
-    With `config`, first checks that the checkpoint was made with compatible shapes.
-    Returns (None, None) when there is no checkpoint.
+    With `config`, first checks that the checkpoint was made with compatible shapes. A damaged
+    step is reported on stderr and the next older one is tried; with `set_aside_damaged` (training
+    about to write those steps again) damaged steps newer than the one used are moved aside.
+    Returns (None, None) when there is no checkpoint; UserError when none is intact.
     """
-    step = self.latest_step() if step is None else step
-    if step is None:
+    steps = sorted(self.all_steps(), reverse=True) if step is None else [step]
+    if not steps:
       return None, None
-    if config is not None:
-      saved = self.saved_config(step)
+    damaged = []
+    abstract = jax.tree.map(_abstract, target)
+    for s in steps:
+      try:
+        saved = self.saved_config(s) if config is not None else None
+      except Exception as e:  # noqa: BLE001 - Orbax, JSON and TensorStore all raise their own types
+        damaged.append((s, self._culprit(s, e, os.path.join(self._step_dir(s), 'config', 'metadata')), e))
+        continue
       if saved is not None:
         check_compatible(saved, config, f'{self.directory}', self.shape_keys)
-    abstract = jax.tree.map(_abstract, target)
-    try:
-      restored = self._mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
-    except (ValueError, KeyError, TypeError) as e:
-      raise UserError(f'the checkpoint at {self.directory} step {step} does not match this config '
-                      f'({str(e).splitlines()[0][:200]}); use another --workdir.') from None
-    return restored.state, step
+      try:
+        restored = self._mngr.restore(s, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
+      except Exception as e:  # noqa: BLE001
+        if _MISMATCH.search(str(e)):
+          raise UserError(f'the checkpoint at {self.directory} step {s} does not match this config '
+                          f'({str(e).splitlines()[0][:200]}); use another --workdir.') from None
+        damaged.append((s, self._culprit(s, e), e))
+        continue
+      for bad, path, e in damaged:
+        moved = f' (moved to {self._set_aside(bad)})' if set_aside_damaged else ''
+        print(f'warning: checkpoint step {bad} in {self.directory} is damaged ({path}: {_reason(e)}){moved}; '
+              f'using step {s}, the newest intact one.', file=sys.stderr, flush=True)
+      return restored.state, s
+    listed = '; '.join(f'step {s}: {path} ({_reason(e)})' for s, path, e in damaged)
+    raise UserError(f'no intact checkpoint in {self.directory} ({listed}); nothing was deleted: restore the '
+                    'files from a backup, or move the folder away to train this phase again.')
 
   def wait(self) -> None:
     self._mngr.wait_until_finished()
+    self._record_sizes()
 
   def close(self) -> None:
-    self._mngr.wait_until_finished()
+    self.wait()
     self._mngr.close()
 
   def __enter__(self):
@@ -114,6 +203,11 @@ class Checkpoints:
 
   def __exit__(self, *exc):
     self.close()
+
+
+def _reason(e: BaseException) -> str:
+  text = ' '.join(str(e).split())
+  return (f'{type(e).__name__}: {text}' if text else type(e).__name__)[:120]
 
 
 def _abstract(x):

@@ -1,13 +1,24 @@
-"""What both CLIs share: the compilation cache, multi-host start, the default workdir, clean error exits."""
+"""What the CLIs share: config and flag checks, the compilation cache, multi-host start, the default
+workdir, output folders that are replaced whole, and clean exits (one line, a status, no traceback)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib
 import logging
 import os
+import shutil
 import sys
+import tempfile
 
-from ge_jax.errors import UserError
+from ge_jax import interrupts
+from ge_jax.errors import Interrupted, UserError
+
+# Flags whose empty value means something ('' = no lambda sweep); any other flag given empty is an error.
+EMPTY_OK = ('sweep_task',)
+# Integer flags of the CLIs and their smallest meaningful value (a smaller one is an error, never a default).
+INT_FLAG_MIN = {'n': 1, 'sweep_n': 1, 'record_every': 0}
 
 
 class _QuietTfds(logging.Filter):
@@ -43,13 +54,49 @@ def setup_jax(multihost: bool | None = None, cpu_devices: int | str = 'auto') ->
 
 
 def start(argv: list[str], config, workdir: str | None, multihost: bool | None = False,
-          cpu_devices: int | str = 'auto') -> str:
-  """The common opening of every CLI's main: no stray arguments, JAX set up; returns the workdir."""
-  from absl import app
+          cpu_devices: int | str = 'auto', methods=None) -> str:
+  """The common opening of every CLI's main: no stray arguments, JAX set up, the whole config
+  validated (before any work); returns the workdir. `methods`: the solver methods the run uses."""
   if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  setup_jax(multihost, cpu_devices)
-  return workdir or default_workdir(config)
+    raise UserError(f'unexpected argument(s) {" ".join(argv[1:])}; every option is a flag, e.g. --workdir=runs/x '
+                    '(see --help).')
+  setup_jax(multihost, cpu_devices)  # first: validation may touch devices, after which XLA's CPU split is fixed
+  validate_config(config, methods)
+  workdir = workdir or default_workdir(config)
+  check_workdir(workdir)
+  return workdir
+
+
+def check_workdir(path: str) -> None:
+  """A --workdir must be a folder or not exist yet, and not lie under a file."""
+  full = os.path.abspath(path)
+  if os.path.exists(full) and not os.path.isdir(full):
+    raise UserError(f'--workdir {path} is a file, not a folder; pick another --workdir.')
+  existing = full
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    raise UserError(f'--workdir {path} lies under {existing}, which is a file, not a folder; pick another --workdir.')
+
+
+def base_config():
+  """The config that defines which keys exist (config files may change values, not add keys)."""
+  for name in ('configs.base', 'configs.mnist'):
+    try:
+      return importlib.import_module(name).get_config()
+    except ModuleNotFoundError as e:
+      if e.name not in (name, 'configs'):
+        raise
+  return None
+
+
+def validate_config(config, methods=None) -> None:
+  """config_check.validate against `base_config()` (the config itself when that is not importable)."""
+  from ge_jax import config_check
+  base = base_config()
+  if base is None:
+    base = config
+  config_check.validate(config, base, methods=tuple(methods) if methods else config_check.METHODS)
 
 
 def default_workdir(config) -> str:
@@ -64,11 +111,19 @@ def parse_flags(argv: list[str]) -> list[str]:
     rest = flags.FLAGS(argv)
     if 'config' in flags.FLAGS:
       flags.FLAGS.config.get('name')  # config files load lazily: surface a load error here
+    _check_empty_flags(flags.FLAGS)
     return rest
   except OSError as e:
     path = next((a.split('=', 1)[1] for a in argv if a.startswith('--config=')), '?')
     print(f'error: cannot load the config file {path!r} ({str(e).splitlines()[-1].strip()}); '
           'pass an existing file, e.g. --config=configs/mnist.py.', file=sys.stderr)
+    sys.exit(2)
+  except (SyntaxError, ImportError, NameError, ArithmeticError, RuntimeError, AssertionError) as e:
+    # the config file is not valid Python, or its get_config() fails
+    path = next((a.split('=', 1)[1] for a in argv if a.startswith('--config=')), '?')
+    where = f' line {e.lineno}' if getattr(e, 'lineno', None) else ''
+    print(f'error: the config file {path!r} does not load ({type(e).__name__}{where}: '
+          f'{" ".join(str(e).split())[:150]}); it must define get_config() returning a ConfigDict.', file=sys.stderr)
     sys.exit(2)
   except flags.Error as e:
     msg = str(e)
@@ -84,8 +139,23 @@ def parse_flags(argv: list[str]) -> list[str]:
   sys.exit(2)
 
 
+def _check_empty_flags(flag_values) -> None:
+  """`--n=` or `--input=` given empty must not silently mean the default."""
+  for name in flag_values:
+    flag = flag_values[name]
+    if name.startswith('config.') or name in EMPTY_OK or not flag.present:
+      continue
+    if flag.value in ('', []) or (isinstance(flag.value, str) and not flag.value.strip()):
+      print(f'error: --{name} was given an empty value; give a value or leave the flag out.', file=sys.stderr)
+      sys.exit(2)
+    low = INT_FLAG_MIN.get(name)
+    if low is not None and isinstance(flag.value, int) and flag.value < low:
+      print(f'error: --{name}={flag.value} must be at least {low}.', file=sys.stderr)
+      sys.exit(2)
+
+
 def exit_on_user_error(main):
-  """Runs `main`; a UserError becomes one line on stderr and exit status 2 (no traceback)."""
+  """Runs `main`: a UserError is one line on stderr and exit status 2, Ctrl-C one line and 130."""
 
   @functools.wraps(main)
   def wrapped(*args, **kwargs):
@@ -94,8 +164,114 @@ def exit_on_user_error(main):
     except UserError as e:
       print(f'error: {e}', file=sys.stderr)
       sys.exit(2)
+    except Interrupted as e:
+      print(f'interrupted: {e}', file=sys.stderr)
+      sys.exit(interrupts.EXIT_STATUS)
     except KeyboardInterrupt:
-      print('interrupted; the last checkpoint is kept and the same command resumes.', file=sys.stderr)
-      sys.exit(130)
+      print('interrupted: stopped before finishing; files already complete (checkpoints, results) are kept '
+            'and nothing half-written is left.', file=sys.stderr)
+      sys.exit(interrupts.EXIT_STATUS)
+    except OSError as e:  # disk full, permissions, a path that vanished: the system's own sentence
+      where = f' ({e.filename})' if getattr(e, 'filename', None) else ''
+      print(f'error: {e.strerror or e}{where}; check the path, its permissions and the free space.',
+            file=sys.stderr)
+      sys.exit(1)
 
   return wrapped
+
+
+def run(main) -> None:
+  """`app.run(main)` for a CLI: Ctrl-C handling, flag checks, and a quiet exit after an error.
+
+  After an error or Ctrl-C the process ends without running exit handlers (after flushing), so
+  library threads that are shutting down (Orbax, TFDS) cannot print pages after the one line.
+  """
+  from absl import app
+  interrupts.install()
+  try:
+    app.run(main, flags_parser=parse_flags)
+  except SystemExit as e:
+    code = e.code
+    if code not in (None, 0):
+      sys.stdout.flush()
+      sys.stderr.flush()
+      os._exit(code if isinstance(code, int) else 1)
+    raise
+
+
+# --- output folders -------------------------------------------------------------------------------
+
+
+def check_outdir(path: str, overwrite: bool, marker: str, carry: tuple[str, ...] = ()) -> None:
+  """Before any work: `path` can be made a results folder (see `output_folder`), else UserError.
+
+  Args:
+    path: the --outdir.
+    overwrite: the --overwrite flag.
+    marker: the file whose presence means the folder holds results (metrics.json, results.json).
+    carry: entries of an old folder that are kept (moved into the new one), e.g. 'variants'.
+  """
+  if not path or not str(path).strip():
+    raise UserError('--outdir is empty; give a folder for the results.')
+  full = os.path.abspath(path)
+  if os.path.exists(full) and not os.path.isdir(full):
+    raise UserError(f'--outdir {path} is a file, not a folder; pick another --outdir.')
+  existing = full
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    raise UserError(f'--outdir {path} lies under {existing}, which is a file, not a folder; pick another --outdir.')
+  parent = existing if existing != full else os.path.dirname(full)
+  try:  # a real write (os.access says yes to root on a read-only file system); nothing is left behind
+    os.rmdir(tempfile.mkdtemp(prefix='.ge_jax_write_test-', dir=parent))
+  except OSError as e:
+    raise UserError(f'cannot write results under {parent} ({e.strerror}); pick another --outdir.') from None
+  if os.path.isdir(full):
+    if os.path.exists(os.path.join(full, marker)):
+      if not overwrite:
+        raise UserError(f'{path} already holds results; pass --overwrite to replace them or pick another --outdir.')
+    else:
+      others = sorted(set(os.listdir(full)) - set(carry))
+      if others:
+        raise UserError(f'--outdir {path} already holds other files ({", ".join(others[:3])}'
+                        f'{", ..." if len(others) > 3 else ""}) and no results; pick a new or empty folder.')
+
+
+@contextlib.contextmanager
+def output_folder(path: str, overwrite: bool, marker: str, carry: tuple[str, ...] = ()):
+  """Yields a fresh folder to write the results into; on success it becomes `path` as a whole.
+
+  The results are written next to `path` (`<name>.partial-*`), then `path` is replaced by them
+  with renames, so a reader never sees two runs' files mixed (stale figures of an older run) or a
+  half-written set. An old results folder is replaced only with `overwrite`; its `carry` entries
+  (e.g. other runs kept in a subfolder) move into the new one. On failure the partial folder is
+  removed when empty and kept otherwise.
+  """
+  check_outdir(path, overwrite, marker, carry)
+  full = os.path.abspath(path)
+  parent, name = os.path.split(full)
+  try:
+    os.makedirs(parent, exist_ok=True)
+    stage_root = tempfile.mkdtemp(prefix=f'{name}.partial-', dir=parent)
+  except OSError as e:
+    raise UserError(f'cannot create a folder in {parent} ({e.strerror}); pick another --outdir.') from None
+  stage = os.path.join(stage_root, name)
+  os.mkdir(stage)
+  for entry in carry:  # visible while the run writes (e.g. listed in its report); hard links, no copy
+    src = os.path.join(full, entry)
+    if os.path.isdir(src):
+      shutil.copytree(src, os.path.join(stage, entry), copy_function=os.link)
+  try:
+    yield stage
+  except BaseException:
+    for entry in carry:
+      shutil.rmtree(os.path.join(stage, entry), ignore_errors=True)
+    if not os.listdir(stage):
+      shutil.rmtree(stage_root, ignore_errors=True)
+    raise
+  old = os.path.join(stage_root, name + '.old')
+  with interrupts.deferred():  # a Ctrl-C between the two renames would leave no folder under `path`
+    if os.path.exists(full):
+      os.rename(full, old)
+    os.rename(stage, full)
+  shutil.rmtree(stage_root, ignore_errors=True)

@@ -32,7 +32,7 @@ import sys
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from ge_jax import cli
 
@@ -243,16 +243,16 @@ def main(argv):
   outdir = f.outdir or default_outdir(config)
   for name in f.tasks or ():
     task_table.get(name)  # a bad name fails before any work
-  if os.path.exists(os.path.join(outdir, 'results.json')) and not f.overwrite:
-    raise UserError(f'{outdir} already holds results; pass --overwrite or another --outdir.')
   EvalSpec.from_config(config)  # a bad config.eval fails before any work
+  cli.check_outdir(outdir, f.overwrite, 'results.json', carry=('variants',))
   command = 'python -m ge_jax.evaluate ' + ' '.join(a for a in sys.argv[1:])
-  r = evaluate(config, workdir, outdir, split=f.split, n=f.n, tasks=f.tasks, methods=f.methods,
-               figures=f.figures, progress=f.progress, command=command, note=config.get('note', ''))
+  with cli.output_folder(outdir, f.overwrite, 'results.json', carry=('variants',)) as stage:  # replaced whole
+    r = evaluate(config, workdir, stage, split=f.split, n=f.n, tasks=f.tasks, methods=f.methods,
+                 figures=f.figures, progress=f.progress, command=command, note=config.get('note', ''))
   print(open(os.path.join(outdir, 'results.md')).read())
   print(f'wrote {outdir}/results.md, results.json ({r["wall_seconds"]:.0f} s)')
 
 
 if __name__ == '__main__':
   _define_flags()
-  app.run(main, flags_parser=cli.parse_flags)
+  cli.run(main)

@@ -19,8 +19,8 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from ge_jax import batching, checkpoint, data as data_lib, fileio, metrics, parallel, viz
-from ge_jax.errors import UserError
+from ge_jax import batching, checkpoint, data as data_lib, fileio, interrupts, metrics, parallel, viz
+from ge_jax.errors import Interrupted, UserError
 from ge_jax.load import load_trained  # noqa: F401  (kept for callers of pretrain.load_trained)
 from ge_jax.models import Nets
 from ge_jax.train_state import gan_optimizers, init_ae_state, init_gan_state
@@ -287,24 +287,30 @@ def _run_phase(*, name: str, phase_cfg, config, workdir: str, state: dict, step_
   total = int(phase_cfg.steps)
   repl = parallel.replicated(mesh)
   state = jax.device_put(state, repl)
-  with checkpoint.Checkpoints(os.path.join(phase_dir, 'checkpoints'), keep=int(phase_cfg.keep),
-                              shape_keys=checkpoint.PHASE_SHAPE_KEYS[name]) as ckpts:
-    restored, start = ckpts.restore(state, config)
+  # A first Ctrl-C is acted on between steps (a step donates its input state, so one cut short
+  # leaves nothing to save): the last completed step is saved, then Interrupted is raised.
+  with interrupts.deferred(), checkpoint.Checkpoints(
+      os.path.join(phase_dir, 'checkpoints'), keep=int(phase_cfg.keep),
+      shape_keys=checkpoint.PHASE_SHAPE_KEYS[name]) as ckpts:
+    restored, start = ckpts.restore(state, config, set_aside_damaged=True)
     if restored is not None:
       state = restored
       if start >= total:
         print(f'[{name}] already trained ({start}/{total} steps in {ckpts.directory}); skipping.')
+        if interrupts.requested():
+          raise Interrupted(f'[{name}] is trained ({ckpts.directory}); nothing else was started.')
         return state
       print(f'[{name}] resuming from step {start} of {total}.')
     else:
       start = 0
     log = JsonlLog(os.path.join(phase_dir, 'log.jsonl'), start)
-    step = start
     t_last, step_last = time.time(), start
     bar = tqdm(total=total, initial=start, desc=name, disable=not (progress and parallel.is_primary()),
                dynamic_ncols=True, mininterval=1.0)
     try:
       for step in range(start, total):
+        if interrupts.requested():
+          break
         state, logs = step_fn(state, batch_fn(step))
         done = step + 1
         if done % phase_cfg.log_every == 0 or done == total:
@@ -322,14 +328,15 @@ def _run_phase(*, name: str, phase_cfg, config, workdir: str, state: dict, step_
         if done % phase_cfg.sample_every == 0 or done == total:
           on_picture(state, done)
         bar.update(1)
-    except KeyboardInterrupt:
+    finally:
       bar.close()
-      if int(state['step']) > (ckpts.latest_step() or 0):
-        print(f'\n[{name}] interrupted: saving step {int(state["step"])} before exit.')
-        ckpts.save(int(state['step']), state, config)
+    if interrupts.requested():
+      done = int(state['step'])
+      if done > (ckpts.latest_step() or 0):
+        ckpts.save(done, state, config)
       ckpts.wait()
-      raise
-    bar.close()
+      raise Interrupted(f'[{name}] step {done} of {total} is saved in {ckpts.directory}; '
+                        'the same command resumes from there.')
   return state
 
 

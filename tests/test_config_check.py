@@ -1,0 +1,89 @@
+"""Whole-config validation: every shipped config passes; each kind of bad value or key is one sentence."""
+
+import glob
+import importlib
+import os
+
+import ml_collections
+import pytest
+
+from ge_jax import config_check
+from ge_jax.errors import UserError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NAMES = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, 'configs', 'mnist*.py')))
+
+
+@pytest.fixture(scope='module')
+def base():
+  from ge_jax import cli
+  return cli.base_config()
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_every_config_file_is_valid(name, base):
+  config_check.validate(importlib.import_module(f'configs.{name}').get_config(), base)
+
+
+def _bad(base, change, methods=config_check.METHODS):
+  c = base.copy_and_resolve_references()
+  with c.unlocked():
+    change(c)
+  with pytest.raises(UserError) as e:
+    config_check.validate(c, base, methods)
+  msg = str(e.value)
+  assert '\n' not in msg
+  return msg
+
+
+@pytest.mark.parametrize('key, value, allowed', [
+    ('gan.steps', -5, '>= 1'), ('ae.steps', 0, '>= 1'), ('gan.lr', 0.0, '> 0'), ('ae.lr', -1e-3, '> 0'),
+    ('gan.lr', float('nan'), '> 0'), ('gan.batch_size', 0, '>= 1'), ('ae.ckpt_every', 0, '>= 1'),
+    ('gan.keep', 0, '>= 1'), ('ae.generated_fraction', 1.5, '[0, 1]'), ('gan.b2', 1.0, '[0, 1)'),
+    ('solve.restarts', 0, '>= 1'), ('solve.lam', -1.0, '>= 0'), ('solve.lam_ge', -1.0, 'None'),
+    ('solve.prior', 'l3', "'l2'"), ('data.channels', 2, '1, 3'), ('model.conv_impl', 'cuda', "'xla'"),
+])
+def test_value_out_of_range_names_key_value_and_range(base, key, value, allowed):
+  block, leaf = key.split('.')
+  msg = _bad(base, lambda c: setattr(c[block], leaf, value))
+  assert f'config.{key}=' in msg and allowed in msg
+
+
+def test_a_typo_inside_a_config_file_gets_a_did_you_mean(base):
+  msg = _bad(base, lambda c: setattr(c.ae, 'code_dimm', 16))
+  assert 'config.ae.code_dimm' in msg and 'did you mean config.ae.code_dim' in msg
+
+
+def test_declared_keys_are_accepted(base):
+  c = base.copy_and_resolve_references()
+  with c.unlocked():
+    c.declared_keys = ('extra', 'solve.my_knob')
+    c.extra = ml_collections.ConfigDict(dict(a=1))
+    c.solve.my_knob = 3
+    c.note = 'notes are always allowed'
+  config_check.validate(c, base)
+
+
+def test_a_shadowed_setting_is_an_error_only_for_the_methods_run(base):
+  msg = _bad(base, lambda c: setattr(c.solve, 'lam', 0.5))
+  assert 'no effect' in msg and 'lam_ge' in msg
+  c = base.copy_and_resolve_references()
+  c.solve.lam = 0.5
+  c.solve.lam_gan = None
+  config_check.validate(c, base, ('ae', 'gan'))  # GAN-only now uses lam
+  config_check.validate(c, base, ('ae',))        # the AE has no prior weight at all
+
+
+def test_whole_blocks_and_cross_checks(base):
+  assert 'superres_factor' in _bad(base, lambda c: setattr(c.ops, 'superres_factor', 3))
+  assert 'base_size' in _bad(base, lambda c: setattr(c.model, 'base_size', 5))
+  assert 'nois' in _bad(base, lambda c: setattr(c.ae, 'augment', 'nois'))
+
+
+def test_a_setting_ignored_where_it_was_changed_is_an_error(base):
+  assert "source='folder'" in _bad(base, lambda c: setattr(c.data, 'path', 'my_images'))
+  assert 'vae' in _bad(base, lambda c: setattr(c.ae, 'kl_weight', 0.1))
+  assert 'augment' in _bad(base, lambda c: setattr(c.ae, 'augment_recon', 0.5))
+  c = base.copy_and_resolve_references()
+  c.data.source, c.data.path = 'folder', 'my_images'
+  config_check.validate(c, base)
