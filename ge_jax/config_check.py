@@ -18,7 +18,8 @@ from ge_jax.errors import UserError
 
 # Keys a config may add although the base config does not have them (read with .get elsewhere).
 OPTIONAL_KEYS = frozenset({'note', 'declared_keys', 'solve.record_every', 'ops.inpaint_fill'})
-METHODS = ('ae', 'gan', 'ge', 'csgm')
+METHODS = ('ae', 'gan', 'ge', 'ge_sample', 'csgm', 'ge_op', 'classical')  # experiment.METHODS
+SOLVER_METHODS = ('gan', 'ge', 'csgm', 'ge_op')  # those with lam_<method>
 
 
 def _is_int(v) -> bool:
@@ -98,7 +99,7 @@ def rules() -> dict[str, tuple[Callable[[Any], bool], str]]:
       'model.base_size': _int_at_least(1),
       'model.g_final': _one_of('conv', 'subpixel'),
       'model.g_norm': _one_of('none', 'pixel'),
-      'model.conv_impl': _one_of(*CONV_IMPLS),
+      'model.conv_impl': _one_of('auto', *CONV_IMPLS),
       'gan.b1': _unit(False),
       'gan.b2': _unit(False),
       'gan.r1_weight': _non_negative(),
@@ -125,11 +126,17 @@ def rules() -> dict[str, tuple[Callable[[Any], bool], str]]:
       'solve.n_init': _int_at_least(0),
       'solve.seed': _int_at_least(0),
       'solve.record_every': _int_at_least(0),
+      'solve.ge_sample.steps': _int_at_least(1),
+      'solve.ge_sample.restarts': _int_at_least(1),
+      'solve.ge_sample.n_init': _int_at_least(0),
+      'solve.ge_sample.lr': _positive(),
+      'solve.ge_sample.lam': _positive(),
+      'solve.ge_sample.output': _one_of(*OUTPUTS),
       'ops.seed': _int_at_least(0),
   }
   r.update(_phase_rules('gan'))
   r.update(_phase_rules('ae'))
-  for m in ('gan', 'ge', 'csgm'):
+  for m in SOLVER_METHODS:
     r[f'solve.lr_{m}'] = _optional(_positive())
     r[f'solve.lam_{m}'] = _optional(_non_negative())
   return r
@@ -207,17 +214,8 @@ def check_together(config, base, methods=METHODS) -> None:
   pretrain.augment_operators(ae, config.ops, shape)  # unknown task names in config.ae.augment
   for task in operators.TASKS:
     operators.make(task, config.ops, shape)
-  for m in ('gan', 'ge', 'csgm'):
+  for m in SOLVER_METHODS:
     SolverSpec.from_config(config.solve, m)
-  solver_methods = [m for m in methods if m in ('gan', 'ge', 'csgm')]
-  for name in ('lam', 'lr'):
-    value, default = config.solve.get(name), base.solve.get(name)
-    overrides = [f'{name}_{m}' for m in solver_methods]
-    if solver_methods and value != default and all(config.solve.get(o) is not None for o in overrides):
-      raise UserError(
-          f'config.solve.{name}={_show(value)} has no effect: the method(s) run use their own '
-          f'{", ".join("config.solve." + o for o in overrides)}; set those instead (or set them to None to use '
-          f'config.solve.{name}).')
 
 
 # (key, when it is ignored, why): a value changed from the base config's while ignored is an error.

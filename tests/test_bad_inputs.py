@@ -109,9 +109,10 @@ SOLVE = [
     ('--index=3', '--index'),  # with --batch
     ('--task=deblur --config.solve.task=inpaint', 'no effect'),
     ('--n=5 --config.solve.n_images=8', 'no effect'),
-    ('--config.solve.lam=0.5', 'no effect'),
-    ('--config.solve.lr=0.5 --config.solve.lr_ge=0.1 --config.solve.lr_gan=0.1 --config.solve.lr_csgm=0.1',
-     'no effect'),
+    ('--config.solve.lam=0.5', '--config.solve.lam'),  # gone: one weight per method (lam_ge, lam_gan, ...)
+    ('--config.solve.ge_sample.lam=0', 'config.solve.ge_sample.lam'),
+    ('--config.solve.ge_sample.output=median', 'config.solve.ge_sample.output'),
+    ('--methods=ge,ge_smaple', 'ge_smaple'),
     ('--config.solve.steps=-1', 'config.solve.steps'),
     ('--config.solve.restarts=0', 'config.solve.restarts'),
     ('--config.solve.lr=0', 'config.solve.lr'),
@@ -132,11 +133,12 @@ EVALUATE = [
     ('--outdir={S}/afile', 'is a file'),
     ('--outdir={S}/evaldone', 'overwrite'),
     ('--n=0', '--n=0'),
-    ('--sweep_lams=a,b', 'numbers'),
+    ('--config.eval.sweep_lams=a,b', 'sweep_lams'),
     ('--config.gan.steps=-1', 'config.gan.steps'),
     ('--split=train', 'split'),
-    ('--sweep_n=0', '--sweep_n=0'),
-    ('--record_every=-1', '--record_every'),
+    ('--config.eval.sweep_task=denoise-0.3 --config.eval.sweep_n=0', 'sweep_n'),
+    ('--config.eval.record_every=-1', 'record_every'),
+    ('--methods=', '--methods'),
     ('--workdir={S}/none', 'train first'),
 ]
 

@@ -40,7 +40,7 @@ def _bad(base, change, methods=config_check.METHODS):
     ('gan.steps', -5, '>= 1'), ('ae.steps', 0, '>= 1'), ('gan.lr', 0.0, '> 0'), ('ae.lr', -1e-3, '> 0'),
     ('gan.lr', float('nan'), '> 0'), ('gan.batch_size', 0, '>= 1'), ('ae.ckpt_every', 0, '>= 1'),
     ('gan.keep', 0, '>= 1'), ('ae.generated_fraction', 1.5, '[0, 1]'), ('gan.b2', 1.0, '[0, 1)'),
-    ('solve.restarts', 0, '>= 1'), ('solve.lam', -1.0, '>= 0'), ('solve.lam_ge', -1.0, 'None'),
+    ('solve.restarts', 0, '>= 1'), ('solve.lam_gan', -1.0, '>= 0'), ('solve.lam_ge', -1.0, 'None'),
     ('solve.prior', 'l3', "'l2'"), ('data.channels', 2, '1, 3'), ('model.conv_impl', 'cuda', "'xla'"),
 ])
 def test_value_out_of_range_names_key_value_and_range(base, key, value, allowed):
@@ -64,14 +64,9 @@ def test_declared_keys_are_accepted(base):
   config_check.validate(c, base)
 
 
-def test_a_shadowed_setting_is_an_error_only_for_the_methods_run(base):
+def test_the_removed_global_prior_weight_points_to_the_per_method_ones(base):
   msg = _bad(base, lambda c: setattr(c.solve, 'lam', 0.5))
-  assert 'no effect' in msg and 'lam_ge' in msg
-  c = base.copy_and_resolve_references()
-  c.solve.lam = 0.5
-  c.solve.lam_gan = None
-  config_check.validate(c, base, ('ae', 'gan'))  # GAN-only now uses lam
-  config_check.validate(c, base, ('ae',))        # the AE has no prior weight at all
+  assert 'config.solve.lam' in msg and 'did you mean config.solve.lam_' in msg
 
 
 def test_whole_blocks_and_cross_checks(base):
