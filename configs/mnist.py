@@ -125,6 +125,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval.sweep_task = 'denoise-0.3'  # task of the lambda sweep ('' = none)
   c.eval.sweep_lams = (0.0, 1e-3, 1e-2, 0.1, 1.0)
   c.eval.sweep_n = 100          # validation images of the lambda sweep
+  c.eval.shift_tasks = ()       # tasks run on the shift suite (ge_jax/shift.py); () = no shift suite
+  c.eval.shift_n = 0            # test images of the shift suite
+  c.eval.shift_methods = ('ae', 'gan', 'ge', 'ge_sample')
   return c
 
 

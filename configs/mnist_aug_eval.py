@@ -12,4 +12,6 @@ from configs import mnist, mnist_aug
 def get_config():
   c = mnist.eval_budget(mnist_aug.get_config())
   c.eval.outdir = 'results/mnist'
+  c.eval.shift_tasks = ('denoise-0.3', 'inpaint-center')  # the shift suite: 7 shifts x these tasks
+  c.eval.shift_n = 100
   return c

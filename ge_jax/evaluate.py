@@ -61,6 +61,9 @@ class EvalSpec:
   sweep_task: str = ''                # task of the lambda sweep ('' = none)
   sweep_lams: tuple[float, ...] = ()
   sweep_n: int = 100                  # validation images of the sweep
+  shift_tasks: tuple[str, ...] = ()   # tasks applied to the shift suite (ge_jax.shift); () = none
+  shift_n: int = 0                    # test images of the shift suite
+  shift_methods: tuple[str, ...] = ('ae', 'gan', 'ge', 'ge_sample')
 
   @classmethod
   def from_config(cls, config) -> 'EvalSpec':
@@ -68,8 +71,12 @@ class EvalSpec:
     from ge_jax.errors import UserError
     ev = config.get('eval', None) or {}
     spec = dict(record_every=ev.get('record_every', 10), sweep_task=ev.get('sweep_task', '') or '',
-                sweep_lams=ev.get('sweep_lams', ()), sweep_n=ev.get('sweep_n', 100))
-    for k in ('record_every', 'sweep_n'):
+                sweep_lams=ev.get('sweep_lams', ()), sweep_n=ev.get('sweep_n', 100),
+                shift_tasks=tuple(ev.get('shift_tasks', ()) or ()), shift_n=ev.get('shift_n', 0),
+                shift_methods=tuple(ev.get('shift_methods', cls.shift_methods) or ()))
+    for name in spec['shift_tasks']:
+      tasks.get(name)
+    for k in ('record_every', 'sweep_n', 'shift_n'):
       if isinstance(spec[k], bool) or not isinstance(spec[k], int) or spec[k] < 0:
         raise UserError(f'config.eval.{k}={spec[k]!r} must be an integer >= 0.')
     try:
@@ -170,6 +177,25 @@ def lambda_sweep(config, params, name: str, clean: np.ndarray, indices: np.ndarr
   return out
 
 
+def shift_suite(model, clean: np.ndarray, labels, task_names, methods, extractors, progress: bool) -> list[dict]:
+  """Every shift of ge_jax.shift (inputs the models never saw) x the given tasks x methods, scored
+  against the shifted clean images (the classifier's accuracy on those is the ceiling)."""
+  from ge_jax import api, report, shift
+  out = []
+  indices = np.arange(len(clean))
+  for shift_name, shifted in shift.shifted_sets(clean).items():
+    for name in task_names:
+      ts = time.time()
+      res = api.restore(model, shifted, task=name, indices=indices, methods=methods, progress=progress)
+      s = report.without_per_image(api.score(res, extractors, labels))
+      s.update(task=name, shift=shift_name)
+      out.append(s)
+      psnr = {m: round(e['psnr_mean'], 2) for m, e in s['methods'].items() if 'psnr_mean' in e}
+      print(f'[{time.strftime("%H:%M:%S")}] shift {shift_name} / {name}: PSNR {psnr} ({time.time() - ts:.0f} s)',
+            flush=True)
+  return out
+
+
 def evaluate(config, workdir: str, outdir: str, *, split: str = 'test', n: int | None = None,
              tasks: list[str] | None = None, methods=METHODS, figures: bool = True,
              progress: bool = False, command: str = '', note: str = '') -> dict:
@@ -215,6 +241,10 @@ def evaluate(config, workdir: str, outdir: str, *, split: str = 'test', n: int |
     fileio.write_json(partial, dict(config=config.name, split=split, n_images=n, settings=settings(config),
                                     tasks=results))
     print(f'[{time.strftime("%H:%M:%S")}] {name}: PSNR {psnr} ({time.time() - ts:.0f} s)', flush=True)
+  shift = None
+  if ev.shift_tasks and ev.shift_n:
+    shift = shift_suite(model, clean[:ev.shift_n], None if labels is None else labels[:ev.shift_n],
+                        ev.shift_tasks, [m for m in methods if m in ev.shift_methods], extractors, progress)
   sweep = None
   if figures and ev.sweep_task:
     n_sw = min(ev.sweep_n, len(ds.val))
@@ -225,6 +255,7 @@ def evaluate(config, workdir: str, outdir: str, *, split: str = 'test', n: int |
     report.plot_convergence(os.path.join(outdir, 'convergence.png'), results)
   result = dict(config=config.name, workdir=workdir, split=split, n_images=n, data=ds.source,
                 command=command, note=note, settings=settings(config), tasks=results, lambda_sweep=sweep,
+                shift_suite=shift,
                 devices=f'{jax.device_count()} x {jax.devices()[0].device_kind}',
                 wall_seconds=round(time.time() - t0, 1), solve_seconds=round(solve_s, 1),
                 compile_seconds=round(compile_s, 1), figures=figures)

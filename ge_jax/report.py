@@ -91,6 +91,24 @@ def perception_table(tasks: list[dict], ext: str) -> list[str]:
   return lines
 
 
+def shift_table(rows: list[dict], ext: str) -> list[str]:
+  methods = _methods(rows)
+  head = ['shift', 'task'] + [LABELS[m] for m in methods] + ['GE on blind front']
+  lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+  from ge_jax.perception import pareto_front
+  for t in rows:
+    cells = [t['shift'], t['task']]
+    for m in methods:
+      e = t['methods'].get(m, {})
+      p = _perception(e, ext)
+      cells.append(f'{e["psnr_mean"]:.2f} / {p.get("fd", float("nan")):.0f}'
+                   + (f' / {p["accuracy"]:.2f}' if 'accuracy' in p else '') if 'psnr_mean' in e else 'n/a')
+    front = pareto_front(pd_points(t, ext, BLIND)[0])
+    cells.append(', '.join(LABELS[m] for m in front if m in ('ge', 'ge_sample')) or 'no')
+    lines.append('| ' + ' | '.join(cells) + ' |')
+  return lines
+
+
 def pd_points(t: dict, ext: str, methods) -> tuple[dict, dict]:
   """{method: (psnr, fd)} and their standard errors for one task."""
   pts, errs = {}, {}
@@ -197,6 +215,12 @@ def write_markdown(path: str, result: dict, outdir: str) -> None:
   lines += [f'| {k} | {v} |' for k, v in result['settings'].items()]
   if result.get('note'):
     lines += ['', f'Variant: {result["note"]}']
+  if result.get('shift_suite') and ext:
+    lines += ['', '## Off the training distribution: the shift suite (ge_jax/shift.py)', '',
+              f'{result["shift_suite"][0]["n_images"]} test images, shifted, then corrupted; scored against the '
+              f'shifted clean images. Cells: PSNR (dB) / FD ({ext}) / accuracy; the classifier itself is off its '
+              'training distribution here, so accuracies are relative.', '']
+    lines += shift_table(result['shift_suite'], ext)
   fig = [f for f in ('convergence.png', 'lambda_sweep.png') if os.path.exists(os.path.join(outdir, f))]
   fig += [f'pd_{t["task"]}.png' for t in tasks if os.path.exists(os.path.join(outdir, f'pd_{t["task"]}.png'))]
   grids = [t['task'] for t in tasks if os.path.exists(os.path.join(outdir, f'grid_{t["task"]}.png'))]

@@ -13,7 +13,8 @@ def test_evaluate_writes_table_json_and_figures(tiny_workdir, tiny_config, tmp_p
   from ge_jax import evaluate
   out = tmp_path / 'res'
   c = tiny_config
-  c.eval.update(dict(record_every=5, sweep_task='denoise-0.3', sweep_lams=(0.0, 0.1), sweep_n=4))
+  c.eval.update(dict(record_every=5, sweep_task='denoise-0.3', sweep_lams=(0.0, 0.1), sweep_n=4,
+                     shift_tasks=('denoise-0.3',), shift_n=4, shift_methods=('ae', 'ge_sample')))
   r = evaluate.evaluate(c, tiny_workdir, str(out), split='test', n=6, tasks=['denoise-0.3', 'compress'],
                         command='test')
   for f in ('results.md', 'results.json', 'convergence.png', 'lambda_sweep.png', 'grid_denoise-0.3.png',
@@ -38,6 +39,9 @@ def test_evaluate_writes_table_json_and_figures(tiny_workdir, tiny_config, tmp_p
   assert 'Perception-distortion fronts' in md and '- denoise-0.3: blind front' in md
   assert os.path.getsize(out / 'pd_denoise-0.3.png') > 0 and 'pd_denoise-0.3.png' in md
   assert 'classical' in den and 'ge_op' in den and 'classical' not in j['tasks'][1]['methods']
+  shifted = j['shift_suite']
+  assert [r['shift'] for r in shifted] == list(__import__('ge_jax.shift').shift.SHIFTS)
+  assert set(shifted[0]['methods']) == {'corrupted', 'ae', 'ge_sample'} and 'shift suite' in md
 
 
 def test_per_method_settings(tiny_config):
