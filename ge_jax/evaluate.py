@@ -13,8 +13,11 @@ the outdir (--outdir, else config.eval.outdir, else results/<config.name>):
 
   results.partial.json        the tasks finished so far (removed at the end)
   results.md / results.json   PSNR and SSIM (mean +- standard error) per task and method, the best
-                              blind method in bold, GE - CSGM, the settings and the wall time
-  grid_<task>.png             clean / corrupted / AE / GAN / GE / CSGM for the first images
+                              blind method in bold; realism (FD +- bootstrap SE, KID, classifier
+                              accuracy); the perception-distortion front of every task; the shift
+                              suite (config.eval.shift_*); the settings and the wall time
+  grid_<task>.png             clean / corrupted / every method, for the first images
+  pd_<task>.png               PSNR against FD, one point per method, the front drawn
   convergence.png             objective and PSNR versus solver step (batch mean), GE and GAN-only
   lambda_sweep.png            PSNR versus lam for one task (config.eval.sweep_task), validation split
 
