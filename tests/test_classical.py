@@ -107,12 +107,8 @@ def test_colour_images_restore_per_channel():
 
 
 def test_recorded_mnist_settings_name_real_methods():
-  try:  # the task table is moving from ge_jax.evaluate to ge_jax.tasks
-    from ge_jax.tasks import EVAL_TASKS
-  except ImportError:
-    from ge_jax.evaluate import EVAL_TASKS
+  from ge_jax.tasks import EVAL_TASKS
   for task, (method, param, psnr) in classical.MNIST_VALIDATION.items():
-    op_name = EVAL_TASKS[task][0]
-    m = {x.name: x for x in classical.METHODS[op_name]}[method]
+    m = {x.name: x for x in classical.METHODS[EVAL_TASKS[task].operator]}[method]
     assert param in m.grid and 10 < psnr < 50
-  assert set(classical.MNIST_VALIDATION) == {t for t, (op, _) in EVAL_TASKS.items() if classical.has_classical(op)}
+  assert set(classical.MNIST_VALIDATION) == {t for t, spec in EVAL_TASKS.items() if classical.has_classical(spec.operator)}
