@@ -6,7 +6,8 @@
 #   bash scripts/gpu_check.sh [--smoke] [OUTDIR]      (OUTDIR default: benchmarks/results/gpu_check)
 #
 # Writes OUTDIR/<card>.txt (every step's output and a summary of exit codes and seconds) and next to
-# it <card>_train.json, <card>_solve.json, <card>_precision.json, <card>_solver.json, where <card> is
+# it <card>_train.json, <card>_solve.json, <card>_precision.json, <card>_eval.md/.json (the evaluation's
+# tables at a GPU budget: 1000 steps x 4 restarts), <card>_solver.json, where <card> is
 # JAX's device kind (e.g. NVIDIA_H100_80GB_HBM3). Commit them under benchmarks/results/gpu_check/.
 # Each step has its own time limit and a failed step does not stop the others; training runs
 # alongside the tests (both fit on the GPU: no memory preallocation), the benchmark alone at the end.
@@ -61,10 +62,14 @@ if [[ $SMOKE == 1 ]]; then
          tests/test_models.py::test_auto_conv_impl_is_the_cpu_form_on_cpu_only)
   BENCH=(--config=configs/mnist_tiny.py --steps=2 --restarts=2 --batch_sizes=4 --headline_batch=4 --memory_batch=0
          --no_cache_check)
+  EVAL=(--config=configs/mnist_tiny.py --n=8 --tasks=denoise-0.3)
 else
   CONFIG=configs/mnist.py; N=500; TRAIN_S=200; TEST_S=220; STEP_S=90; METHODS=ge,gan
   TESTS=(tests/test_solver.py tests/test_models.py tests/test_benchmarks.py tests/test_parallel.py)
   BENCH=(--batch_sizes=1,16,64,256,1024)
+  # The evaluation's tables at a GPU budget (1000 steps x 4 restarts, best of 64 starts; Langevin 1000 steps)
+  EVAL=(--config=configs/mnist_eval.py --config.solve.steps=1000 --config.solve.restarts=4 --config.solve.n_init=64
+        --config.solve.ge_sample.steps=1000 --config.eval.shift_n=0)
 fi
 RUN=$WORK/run
 DATA=(--config.data.source=builtin)  # offline: the GPU machine reaches no network
@@ -90,6 +95,10 @@ cp "$RUN/summary.json" "$OUTDIR/${NAME}_train.json" 2>/dev/null
 step solve "$STEP_S" "$PY" solve.py --config=$CONFIG --workdir="$RUN" --outdir="$WORK/solve" --batch --n=$N \
   --task=denoise --noprogress "${DATA[@]}"
 cp "$WORK/solve/metrics.json" "$OUTDIR/${NAME}_solve.json" 2>/dev/null
+step evaluate $(( 2 * STEP_S + 20 )) "$PY" -m ge_jax.evaluate "${EVAL[@]}" --workdir="$RUN" --outdir="$WORK/eval" \
+  --methods=ae,gan,ge,ge_sample,csgm,ge_op --nofigures "${DATA[@]}"
+cp "$WORK/eval/results.md" "$OUTDIR/${NAME}_eval.md" 2>/dev/null
+cp "$WORK/eval/results.json" "$OUTDIR/${NAME}_eval.json" 2>/dev/null
 step precision "$STEP_S" "$PY" scripts/precision_check.py --config=$CONFIG --workdir="$RUN" --n=$N \
   --methods=$METHODS --data_source=builtin --json="$OUTDIR/${NAME}_precision.json"
 step benchmark $(( STEP_S + 30 )) "$PY" benchmarks/solver_throughput.py --quick --no_torch "${BENCH[@]}" \
