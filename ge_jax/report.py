@@ -154,20 +154,48 @@ def plot_pd(outdir: str, tasks: list[dict], ext: str) -> list[str]:
   return names
 
 
+def _variant_change(r: dict) -> str:
+  """What a tuning run changed: its note, else the --config overrides of its command."""
+  if r.get('note'):
+    return r['note']
+  words = [w for w in r.get('command', '').split() if w.startswith('--config.')]
+  return ' '.join(w[len('--config.'):] for w in words) or 'as the config'
+
+
 def variants_table(outdir: str) -> list[str]:
-  """Mean PSNR per task of every tuning run saved under <outdir>/variants/*/results.json."""
+  """One row per tuning run under <outdir>/variants/*/results.json: both axes, never one alone.
+
+  Per method the mean over the run's tasks of PSNR and of FD (first feature extractor), and on how
+  many tasks GE (MAP or sample) is on the blind methods' PSNR / FD front.
+  """
   runs = []
   for path in sorted(glob.glob(os.path.join(outdir, 'variants', '*', 'results.json'))):
     with open(path) as f:
       runs.append((os.path.basename(os.path.dirname(path)), json.load(f)))
   if not runs:
     return []
-  lines = ['| variant | split, n | what it changes | task | AE | GAN | GE | CSGM |', '|---|---|---|---|---|---|---|---|']
+  from ge_jax.perception import pareto_front
+  shown = ('ae', 'gan', 'ge', 'ge_sample', 'csgm')
+  lines = ['Mean over the run\'s tasks of PSNR (dB) / FD; "front": tasks where GE (MAP or sample) is on the blind '
+           'PSNR / FD front.', '',
+           '| variant | split, n | what it changes | tasks | ' + ' | '.join(LABELS[m] for m in shown) + ' | front |',
+           '|---|---|---|---|' + '---|' * len(shown) + '---|']
   for name, r in runs:
-    for t in r['tasks']:
-      get = lambda m: (f'{t["methods"][m]["psnr_mean"]:.2f}' if 'psnr_mean' in t['methods'].get(m, {}) else 'n/a')
-      lines.append(f'| {name} | {r["split"]}, {r["n_images"]} | {r.get("note", "")} | {t["task"]} | '
-                   f'{get("ae")} | {get("gan")} | {get("ge")} | {get("csgm")} |')
+    tasks = r.get('tasks', [])
+    ext = first_extractor(tasks)
+    cells = []
+    for m in shown:
+      ps = [t['methods'][m]['psnr_mean'] for t in tasks if 'psnr_mean' in t['methods'].get(m, {})]
+      fd = [_perception(t['methods'][m], ext)['fd'] for t in tasks
+            if ext and 'fd' in _perception(t['methods'].get(m, {}), ext)]
+      cell = f'{np.mean(ps):.2f}' if ps else 'n/a'
+      cells.append(cell + (f' / {np.mean(fd):.0f}' if fd and len(fd) == len(ps) else ''))
+    front = 'n/a'
+    if ext:
+      on = sum(bool({'ge', 'ge_sample'} & set(pareto_front(pd_points(t, ext, BLIND)[0]))) for t in tasks)
+      front = f'{on}/{len(tasks)}'
+    lines.append(f'| {name} | {r["split"]}, {r["n_images"]} | {_variant_change(r)} | {len(tasks)} | '
+                 + ' | '.join(cells) + f' | {front} |')
   return lines
 
 
@@ -234,7 +262,7 @@ def write_markdown(path: str, result: dict, outdir: str) -> None:
       lines += ['', f.read().strip()]
   var = variants_table(outdir)
   if var:
-    lines += ['', '## Variants tried (tuning runs on the validation split; mean PSNR, dB)', ''] + var
+    lines += ['', '## Variants tried (tuning runs on the validation split)', ''] + var
   fileio.write_text(path, '\n'.join(lines) + '\n')
 
 

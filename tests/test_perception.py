@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -198,3 +199,29 @@ def test_perception_distortion_figure_and_front_line(tmp_path):
   scores = dict(methods=dict(ae=dict(random=dict(fd=3.0, fd_se=0.5, kid=0.1)), gan=dict(random={})))
   pts, errs = pd_plot.points_from_scores(dict(ae=(20.0, 0.1), gan=(18.0, 0.2)), scores, 'random')
   assert pts == dict(ae=(20.0, 3.0)) and errs == dict(ae=(0.1, 0.5))
+
+
+def test_variants_table_shows_both_axes_and_the_front(tmp_path):
+  import json
+  from ge_jax import report
+
+  def method(psnr, fd):
+    return dict(psnr_mean=psnr, psnr_se=0.1, perception=dict(classifier=dict(fd=fd, fd_se=1.0)))
+  ext = dict(classifier='the features')
+  tasks = [dict(task='a', extractors=ext, methods=dict(ae=method(20.0, 50.0), gan=method(18.0, 60.0),
+                                                       ge=method(17.0, 40.0))),
+           dict(task='b', extractors=ext, methods=dict(ae=method(22.0, 10.0), gan=method(18.0, 60.0),
+                                                       ge=method(16.0, 40.0)))]
+  for name, note in (('v1', 'lam 0.01'), ('v2', '')):
+    os.makedirs(tmp_path / 'variants' / name)
+    r = dict(split='val', n_images=10, note=note, command='x --config.solve.lam_ge=1.0', tasks=tasks)
+    (tmp_path / 'variants' / name / 'results.json').write_text(json.dumps(r))
+  lines = report.variants_table(str(tmp_path))
+  rows = [l for l in lines if l.startswith(('| v1 ', '| v2 '))]
+  assert len(rows) == 2
+  cells = [c.strip() for c in rows[0].split('|')[1:-1]]
+  # GE is on the front of task a only (lower FD than AE); means over the 2 tasks on both axes.
+  assert cells[:4] == ['v1', 'val, 10', 'lam 0.01', '2'] and cells[-1] == '1/2'
+  assert cells[4] == '21.00 / 30' and cells[6] == '16.50 / 40' and cells[7] == 'n/a'
+  assert 'solve.lam_ge=1.0' in rows[1]  # no note: the run's config overrides say what changed
+  assert report.variants_table(str(tmp_path / 'none')) == []
