@@ -237,7 +237,7 @@ def _denoise(ops_cfg: Any, shape: tuple[int, int, int]) -> Operator:
     n = _per_image(lambda k: jax.random.normal(k, y.shape[1:], y.dtype), key, y.shape[0])
     return _clip(y + sigma * n)
   return Operator('denoise', _identity, noise, _no_params,
-                  description=f'additive Gaussian noise, sigma {sigma:g} (on [-1, 1])')
+                  description=f'additive Gaussian noise, sigma {sigma:g} (on [-1, 1]), clipped to [-1, 1]')
 
 
 def _speckle(ops_cfg: Any, shape: tuple[int, int, int]) -> Operator:
@@ -249,7 +249,7 @@ def _speckle(ops_cfg: Any, shape: tuple[int, int, int]) -> Operator:
     u = (y + 1) / 2
     return _clip(2 * (u * (1 + sigma * n)) - 1)
   return Operator('speckle', _identity, noise, _no_params,
-                  description=f'speckle noise u * (1 + {sigma:g} n) on [0, 1]')
+                  description=f'speckle noise u * (1 + {sigma:g} n) on [0, 1], clipped to [0, 1]')
 
 
 def _saltpepper(ops_cfg: Any, shape: tuple[int, int, int]) -> Operator:
