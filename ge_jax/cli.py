@@ -69,14 +69,20 @@ def start(argv: list[str], config, workdir: str | None, multihost: bool | None =
 
 def check_workdir(path: str) -> None:
   """A --workdir must be a folder or not exist yet, and not lie under a file."""
+  _existing_folder_above(path, '--workdir')
+
+
+def _existing_folder_above(path: str, flag: str) -> str:
+  """The nearest existing folder at or above `path`; one sentence if `path` is or lies under a file."""
   full = os.path.abspath(path)
   if os.path.exists(full) and not os.path.isdir(full):
-    raise UserError(f'--workdir {path} is a file, not a folder; pick another --workdir.')
+    raise UserError(f'{flag} {path} is a file, not a folder; pick another {flag}.')
   existing = full
   while not os.path.exists(existing):
     existing = os.path.dirname(existing)
   if not os.path.isdir(existing):
-    raise UserError(f'--workdir {path} lies under {existing}, which is a file, not a folder; pick another --workdir.')
+    raise UserError(f'{flag} {path} lies under {existing}, which is a file, not a folder; pick another {flag}.')
+  return existing
 
 
 def base_config():
@@ -214,13 +220,7 @@ def check_outdir(path: str, overwrite: bool, marker: str, carry: tuple[str, ...]
   if not path or not str(path).strip():
     raise UserError('--outdir is empty; give a folder for the results.')
   full = os.path.abspath(path)
-  if os.path.exists(full) and not os.path.isdir(full):
-    raise UserError(f'--outdir {path} is a file, not a folder; pick another --outdir.')
-  existing = full
-  while not os.path.exists(existing):
-    existing = os.path.dirname(existing)
-  if not os.path.isdir(existing):
-    raise UserError(f'--outdir {path} lies under {existing}, which is a file, not a folder; pick another --outdir.')
+  existing = _existing_folder_above(path, '--outdir')
   parent = existing if existing != full else os.path.dirname(full)
   try:  # a real write (os.access says yes to root on a read-only file system); nothing is left behind
     os.rmdir(tempfile.mkdtemp(prefix='.ge_jax_write_test-', dir=parent))

@@ -17,6 +17,7 @@ from absl import logging
 import numpy as np
 
 from ge_jax import fileio
+from ge_jax.errors import UserError
 
 
 def cache_dir() -> str:
@@ -44,3 +45,12 @@ def cached_array(prefix: str, key: Any, make: Callable[[], np.ndarray]) -> np.nd
   except OSError as e:  # a read-only home must not stop training
     logging.warning('could not cache %s data in %s (%s)', prefix, path, e)
   return arr
+
+
+def split_sizes(data_cfg) -> dict[str, int]:
+  """{'train', 'val', 'test'} sizes of a generated source, checked: train >= 1, the others >= 0."""
+  sizes = {'train': int(data_cfg.train_size), 'val': int(data_cfg.val_size), 'test': int(data_cfg.test_size)}
+  if sizes['train'] < 1 or sizes['val'] < 0 or sizes['test'] < 0:
+    raise UserError(f'config.data.train_size / val_size / test_size = {sizes["train"]} / '
+                    f'{sizes["val"]} / {sizes["test"]}: train must be >= 1, the others >= 0.')
+  return sizes

@@ -97,11 +97,7 @@ def load_splits(data_cfg) -> dict[str, np.ndarray]:
   size = int(data_cfg.image_size)
   if not 8 <= size <= 256:
     raise UserError(f'config.data.image_size={size}: photo patches are made for 8..256 pixels.')
-  sizes = {'train': int(data_cfg.train_size), 'val': int(data_cfg.val_size),
-           'test': int(data_cfg.test_size)}
-  if sizes['train'] < 1 or sizes['val'] < 0 or sizes['test'] < 0:
-    raise UserError(f'config.data.train_size / val_size / test_size = {sizes["train"]} / '
-                    f'{sizes["val"]} / {sizes["test"]}: train must be >= 1, the others >= 0.')
+  sizes = data_cache.split_sizes(data_cfg)
   seed = int(data_cfg.get('seed', 0))
   to_uint8 = lambda x: np.round((x + 1.0) * 127.5).astype(np.uint8)  # lossless: patches are 8-bit
   return {s: data_cache.cached_array('photos', [_CACHE_VERSION, s, n, size, seed],

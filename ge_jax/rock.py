@@ -218,9 +218,5 @@ def load_splits(data_cfg) -> dict[str, np.ndarray]:
   spec = RockSpec.from_config(data_cfg)
   if int(data_cfg.channels) != 1:
     raise UserError(f'rock slices are grayscale but config.data.channels={data_cfg.channels}; set it to 1.')
-  sizes = {'train': int(data_cfg.train_size), 'val': int(data_cfg.val_size),
-           'test': int(data_cfg.test_size)}
-  if sizes['train'] < 1 or sizes['val'] < 0 or sizes['test'] < 0:
-    raise UserError(f'config.data.train_size / val_size / test_size = {sizes["train"]} / '
-                    f'{sizes["val"]} / {sizes["test"]}: train must be >= 1, the others >= 0.')
+  sizes = data_cache.split_sizes(data_cfg)
   return {split: cached_split(spec, split, n) for split, n in sizes.items()}
