@@ -65,4 +65,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.ops.inpaint_block = 8
   c.ops.blur_size = 9
   c.ops.blur_sigma = 2.0
+
+  # Rock metrics (porosity / S2 / specific surface errors) also for real slices (data.source=folder
+  # or npz), which 'auto' cannot recognise as rock.
+  c.eval.domain_metrics = 'rock'
   return c

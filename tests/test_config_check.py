@@ -95,3 +95,14 @@ def test_a_setting_ignored_where_it_was_changed_is_an_error(base):
   c = base.copy_and_resolve_references()
   c.data.source, c.data.path = 'folder', 'my_images'
   config_check.validate(c, base)
+
+
+def test_domain_metrics_is_one_of_its_choices_and_rock_needs_grayscale(base):
+  msg = _bad(base, lambda c: setattr(c.eval, 'domain_metrics', 'rocks'))
+  assert "config.eval.domain_metrics='rocks'" in msg and "'auto', 'rock', 'none'" in msg
+  msg = _bad(base, lambda c: (setattr(c.eval, 'domain_metrics', 'rock'), setattr(c.data, 'channels', 3)))
+  assert 'domain_metrics' in msg and 'channels=3' in msg
+  for choice in ('auto', 'rock', 'none'):
+    c = base.copy_and_resolve_references()
+    c.eval.domain_metrics = choice
+    config_check.validate(c, base)
