@@ -168,7 +168,7 @@ def main(argv):
                     progress=_PROGRESS.value and primary, place=place)
   if not primary:  # every process solved its share; process 0 writes the results
     return
-  scores = api.score(out, *_realism(model, workdir, ds, labels, clean))
+  scores = api.score(out, *_realism(model, workdir, ds, labels, clean), domain_metrics=api.domain_metrics(model))
   if not _BATCH.value and 'ge' in out.loss_trace:
     trace = out.loss_trace['ge'][0]
     every = max(1, len(trace) // 20)

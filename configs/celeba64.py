@@ -20,5 +20,6 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.source = 'tfds'
   c.data.name = 'celeb_a'
   c.data.celeb_a_crop = 'dcgan'  # dcgan (108x108 centre) | ge (128x128 at (89, 121))
+  c.declared_keys = (*c.declared_keys, 'data.celeb_a_crop')
   c.data.val_size = 500         # carved from TFDS's train split; TFDS's test split is the test split
   return c

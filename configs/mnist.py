@@ -130,6 +130,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval.shift_tasks = ()       # tasks run on the shift suite (ge_jax/shift.py); () = no shift suite
   c.eval.shift_n = 0            # test images of the shift suite
   c.eval.shift_methods = ('ae', 'gan', 'ge', 'ge_sample')
+  # A domain's own errors beside PSNR / SSIM, in solve.py's metrics.json and the evaluation:
+  # auto (rock metrics for data.source=rock) | rock (porosity / S2 / specific surface) | none.
+  c.eval.domain_metrics = 'auto'
   return c
 
 

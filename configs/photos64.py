@@ -19,4 +19,6 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.name = 'photos'
   c.data.channels = 3
   c.data.seed = 0               # patch positions, scales and flips
+  c.declared_keys = ('data.train_size', 'data.seed')  # keys the base config lacks
+  c.eval.domain_metrics = 'auto'  # not rock64's 'rock': photos are no porous medium
   return c

@@ -19,7 +19,6 @@ def get_config() -> ml_collections.ConfigDict:
   c.name = 'rock64'
 
   c.data.source = 'rock'        # rock | folder (real slices) | npz
-  c.data.name = 'rock'
   c.data.image_size = 64
   c.data.channels = 1
   c.data.train_size = 10000     # generated sources only (rock, photos)
@@ -35,6 +34,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.rock.blur = 0.7                   # point-spread function sigma, pixels
   c.data.rock.noise = 0.03                 # additive Gaussian noise std on [0, 1]
   c.data.rock.seed = 2022
+  # Keys the base config lacks; config.data.name (a TFDS name) keeps the base value, so that
+  # data.source=folder for real slices passes the check that flags a changed but unread setting.
+  c.declared_keys = ('data.train_size', 'data.rock')
 
   # 64 = 4 * 2**4: four stride-2 stages; widths sized for train.py to finish in <= 30 min on 2 CPU cores.
   c.model.base_size = 4
@@ -63,4 +65,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.ops.inpaint_block = 8
   c.ops.blur_size = 9
   c.ops.blur_sigma = 2.0
+
+  # Rock metrics (porosity / S2 / specific surface errors) also for real slices (data.source=folder
+  # or npz), which 'auto' cannot recognise as rock.
+  c.eval.domain_metrics = 'rock'
   return c

@@ -5,6 +5,7 @@
   out = api.restore(model, clean, task='deblur')              # every method: ae, gan, ge, csgm
   out.recon['ge']                                             # (N, H, W, C) in [-1, 1]
   api.score(out)['methods']['ge']['psnr_mean']                # PSNR / SSIM on [0, 1]
+  api.score(out, domain_metrics=api.domain_metrics(model))    # + rock errors for rock configs
   out = api.restore(model, corrupted=y, task='none', methods=('ge',))   # already-corrupted input
 
 Images are NHWC float32 in [-1, 1] (`ge_jax.data.to_model_range` converts uint8 or [0, 1] arrays).
@@ -111,10 +112,17 @@ def extractors(model: Model, dataset=None) -> list:
   return perception.default_extractors(model.workdir or None, dataset, model.image_shape)
 
 
+def domain_metrics(model: Model):
+  """The domain's own metrics for `score`, as the model's config.eval.domain_metrics chooses
+  (experiment.domain_metrics_for): rock errors for rock slices, else None."""
+  return experiment.domain_metrics_for(model.config)
+
+
 def score(out: Outcome, extractors=(), labels=None, domain_metrics=None) -> dict:
   """The content of metrics.json, per method: PSNR / SSIM on [0, 1] (mean, standard error, per
-  image); with `extractors` (see `extractors`) also FD / KID / feature distance, and with `labels`
-  the classifier accuracy of the restorations."""
+  image); with `extractors` (see `extractors`) also FD / KID / feature distance, with `labels`
+  the classifier accuracy of the restorations, and with `domain_metrics` (see `domain_metrics`)
+  a domain's own errors, e.g. porosity / S2 / specific surface for rock."""
   return experiment.score(out, extractors, labels, domain_metrics)
 
 

@@ -1,6 +1,6 @@
 """Whole-config validation before any work: one sentence naming the key, the value and what is allowed.
 
-`validate(config, base)` checks every block (data, model, gan, ae, solve, ops), not only the one the
+`validate(config, base)` checks every block (data, model, gan, ae, solve, ops, eval), not only the one the
 command uses first, so a typo in the AE block is reported before the GAN trains for an hour. Keys
 must exist in the base config (a misspelt key assigned inside a config file is caught with a
 did-you-mean), unless they are optional (`OPTIONAL_KEYS`) or the config declares them in
@@ -78,6 +78,7 @@ def _phase_rules(phase: str) -> dict:
 def rules() -> dict[str, tuple[Callable[[Any], bool], str]]:
   """dotted key -> (check, what is allowed). Keys of the base config not listed here are only type-checked."""
   from ge_jax import data, operators
+  from ge_jax.experiment import DOMAIN_METRICS
   from ge_jax.models import CONV_IMPLS
   from ge_jax.solver import OUTPUTS, PRIORS, SCHEDULES
   r = {
@@ -133,6 +134,7 @@ def rules() -> dict[str, tuple[Callable[[Any], bool], str]]:
       'solve.ge_sample.lam': _positive(),
       'solve.ge_sample.output': _one_of(*OUTPUTS),
       'ops.seed': _int_at_least(0),
+      'eval.domain_metrics': _one_of(*DOMAIN_METRICS),
   }
   r.update(_phase_rules('gan'))
   r.update(_phase_rules('ae'))
@@ -216,6 +218,11 @@ def check_together(config, base, methods=METHODS) -> None:
     operators.make(task, config.ops, shape)
   for m in SOLVER_METHODS:
     SolverSpec.from_config(config.solve, m)
+  # Found here, not when the first batch is scored after the solve. ('auto' gives rock only for
+  # data.source='rock', whose loader states its own one-channel rule.)
+  if config.eval.domain_metrics == 'rock' and config.data.channels != 1:
+    raise UserError(f"config.eval.domain_metrics='rock' segments grayscale slices, but config.data.channels="
+                    f"{config.data.channels}; set config.eval.domain_metrics='none' (or 'auto') for colour images.")
 
 
 # (key, when it is ignored, why): a value changed from the base config's while ignored is an error.

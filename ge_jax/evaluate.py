@@ -13,9 +13,10 @@ the outdir (--outdir, else config.eval.outdir, else results/<config.name>):
 
   results.partial.json        the tasks finished so far (removed at the end)
   results.md / results.json   PSNR and SSIM (mean +- standard error) per task and method, the best
-                              blind method in bold; realism (FD +- bootstrap SE, KID, classifier
-                              accuracy); the perception-distortion front of every task; the shift
-                              suite (config.eval.shift_*); the settings and the wall time
+                              blind method in bold; rock data (config.eval.domain_metrics): porosity,
+                              S2 and specific-surface errors; realism (FD +- bootstrap SE, KID,
+                              classifier accuracy); the perception-distortion front of every task;
+                              the shift suite (config.eval.shift_*); the settings and the wall time
   grid_<task>.png             clean / corrupted / every method, for the first images
   pd_<task>.png               PSNR against FD, one point per method, the front drawn
   convergence.png             objective and PSNR versus solver step (batch mean), GE and GAN-only
@@ -126,7 +127,8 @@ def _psnr_trace(nets, params, z_trace: np.ndarray, clean: np.ndarray) -> np.ndar
 
 
 def run_task(model, name: str, clean: np.ndarray, indices: np.ndarray, methods, *,
-             record_every: int, scratch: str | None, progress: bool, extractors=(), labels=None) -> dict:
+             record_every: int, scratch: str | None, progress: bool, extractors=(), labels=None,
+             domain_metrics=None) -> dict:
   """Restores the images for one evaluation task; returns its scores (+ convergence curves)."""
   from ge_jax import api, experiment
   from ge_jax.models import Nets
@@ -134,7 +136,7 @@ def run_task(model, name: str, clean: np.ndarray, indices: np.ndarray, methods, 
   rec = record_every if 0 < record_every <= model.config.solve.steps else 0
   out = api.restore(model, clean, task=name, indices=indices, methods=methods, progress=progress,
                     record_every=rec)
-  scores = api.score(out, extractors, labels)
+  scores = api.score(out, extractors, labels, domain_metrics)
   scores['task'] = name
   curves = {}
   if rec:
@@ -234,7 +236,8 @@ def evaluate(config, workdir: str, outdir: str, *, split: str = 'test', n: int |
   for name in tasks:
     ts = time.time()
     s = run_task(model, name, clean, indices, methods, record_every=ev.record_every if figures else 0,
-                 scratch=scratch, progress=progress, extractors=extractors, labels=labels)
+                 scratch=scratch, progress=progress, extractors=extractors, labels=labels,
+                 domain_metrics=api.domain_metrics(model))
     solve_s += s['solve_seconds']
     compile_s += s['compile_seconds']
     if figures and s.get('_grid'):

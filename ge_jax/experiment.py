@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import time
 from typing import Any
@@ -33,6 +34,7 @@ BLIND = ('ae', 'gan', 'ge', 'ge_sample')             # need no knowledge of the 
 OBJECTIVE = dict(gan='gan', ge='ge', ge_sample='ge', csgm='csgm', ge_op='ge_op')  # the latent methods
 ROW_LABELS = dict(clean='clean', corrupted='corrupted', ae='AE', gan='GAN', ge='GE', ge_sample='GE sample',
                   csgm='CSGM', ge_op='GE-op', classical='classical')
+DOMAIN_METRICS = ('auto', 'rock', 'none')            # config.eval.domain_metrics
 
 
 @dataclasses.dataclass
@@ -196,12 +198,41 @@ def restore(config, params, *, task: str, clean: np.ndarray | None = None, corru
                  z_trace=z_traces)
 
 
+def domain(config) -> str | None:
+  """Which domain's own metrics a config's restorations get: 'rock', or None for none.
+
+  config.eval.domain_metrics names it; 'auto' (the default) means rock for the generated slices
+  (data.source='rock'). Real slices from a folder or .npz are rock only when the config says so
+  (configs/rock64.py does): nothing in a folder of images tells what they show.
+  """
+  ev = config.get('eval', None) or {}
+  choice = ev.get('domain_metrics', 'auto')
+  if choice not in DOMAIN_METRICS:
+    raise UserError(f'config.eval.domain_metrics={choice!r} is not one of {", ".join(map(repr, DOMAIN_METRICS))}.')
+  if choice == 'auto':
+    return 'rock' if config.data.source == 'rock' else None
+  return None if choice == 'none' else choice
+
+
+def domain_metrics_for(config):
+  """The `domain_metrics` hook of `score` for a config (see `domain`), or None.
+
+  Rock: `rock_metrics.score_entry` (pore = darker than the clean slice's Otsu threshold), S2(r)
+  up to r = 32 pixels, or half the image side when that is smaller.
+  """
+  if domain(config) != 'rock':
+    return None
+  from ge_jax import rock_metrics
+  r_max = min(rock_metrics.R_MAX, int(config.data.image_size) // 2)
+  return functools.partial(rock_metrics.score_entry, r_max=r_max)
+
+
 def score(out: Outcome, extractors=(), labels=None, domain_metrics=None) -> dict:
   """metrics.json content, per method: PSNR / SSIM on [0, 1] (mean, standard error, per image), and
   with `extractors` (perception.FeatureExtractor) realism: FD / KID of the restored set against the
   clean set, a per-image feature distance and, with `labels`, the classifier's accuracy
   (entry['perception'][extractor name]). `domain_metrics(restored_unit, clean_unit) -> dict` adds
-  a domain's own errors (e.g. rock_metrics.score_entry)."""
+  a domain's own errors (`domain_metrics_for(config)`); its 'per_image' lists join PSNR's."""
   result = dict(task=out.task, description=out.description, n_images=int(len(out.indices)),
                 indices=[int(i) for i in out.indices], methods={},
                 solve_seconds=out.solve_seconds, compile_seconds=out.compile_seconds, notes=out.notes)
@@ -220,8 +251,10 @@ def score(out: Outcome, extractors=(), labels=None, domain_metrics=None) -> dict
       entry.update(psnr_mean=float(ps['mean']), psnr_se=float(ps['se']), ssim_mean=float(ss['mean']),
                    ssim_se=float(ss['se']), n_scored=int(ok.sum()),
                    per_image=dict(psnr=[round(float(v), 4) for v in psnr], ssim=[round(float(v), 5) for v in ssim]))
-      if domain_metrics is not None:
-        entry.update(domain_metrics(np.asarray(r), np.asarray(x)))
+      if domain_metrics is not None and len(r):
+        extra = dict(domain_metrics(np.asarray(r), np.asarray(x)))
+        entry['per_image'].update(extra.pop('per_image', {}))  # beside psnr / ssim, not instead
+        entry.update(extra)
     if name in out.objective:
       entry['objective_mean'] = float(np.nanmean(out.objective[name]))
     result['methods'][name] = entry
@@ -233,10 +266,17 @@ def score(out: Outcome, extractors=(), labels=None, domain_metrics=None) -> dict
   return result
 
 
+# The rock errors (rock_metrics.score_entry) as solve.py's table shows them: key, column head.
+ROCK_COLUMNS = (('porosity_error', 'poro err'), ('s2_error', 'S2 err'), ('specific_surface_error', 'surf err'))
+
+
 def table(scores: dict) -> str:
   """A plain-text table of the scores (what solve.py prints)."""
   ext = next(iter(scores.get('extractors', {})), None)  # the first (the classifier where there is one)
+  rock = any('porosity_error_mean' in e for e in scores['methods'].values())
   head = f'{"method":<10} {"PSNR (dB)":>16} {"SSIM":>16}'
+  if rock:
+    head += ''.join(f' {label:>9}' for _, label in ROCK_COLUMNS)
   if ext:
     head += f' {"FD (" + ext + ")":>22} {"KID x 1e3":>16} {"accuracy":>9}'
   lines = [f'task: {scores["task"]} ({scores["description"]}), {scores["n_images"]} images', head]
@@ -244,6 +284,8 @@ def table(scores: dict) -> str:
     if 'psnr_mean' in e:
       line = (f'{name:<10} {e["psnr_mean"]:>9.2f} +- {e["psnr_se"]:<4.2f} '
               f'{e["ssim_mean"]:>9.3f} +- {e["ssim_se"]:<5.3f}')
+      if rock:  # means only: the columns stay narrow (metrics.json has the standard errors)
+        line += ''.join(f' {e[k + "_mean"]:>9.4f}' if k + '_mean' in e else f' {"n/a":>9}' for k, _ in ROCK_COLUMNS)
       p = e.get('perception', {}).get(ext, {})
       if 'fd' in p:
         line += (f' {p["fd"]:>13.1f} +- {p["fd_se"]:<5.1f} {1e3 * p["kid"]:>9.2f} +- {1e3 * p["kid_se"]:<4.2f}'

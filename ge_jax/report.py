@@ -56,6 +56,37 @@ def markdown_table(tasks: list[dict], key: str, digits: int) -> list[str]:
   return lines
 
 
+ROCK_ERRORS = ('porosity_error', 's2_error', 'specific_surface_error')  # rock_metrics.rock_errors
+
+
+def has_rock(tasks: list[dict]) -> bool:
+  return any(f'{ROCK_ERRORS[0]}_mean' in e for t in tasks for e in t['methods'].values())
+
+
+def rock_table(tasks: list[dict]) -> list[str]:
+  """Per task and method: porosity / S2 / specific-surface error (means over the images); in each
+  of the three, the lowest of the blind methods in bold."""
+  methods = ['corrupted'] + _methods(tasks)
+  head = ['task'] + [LABELS[m] for m in methods]
+  lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+  for t in tasks:
+    ms = t['methods']
+    best = {}
+    for k in ROCK_ERRORS:
+      errs = {m: ms[m][f'{k}_mean'] for m in BLIND if f'{k}_mean' in ms.get(m, {})}
+      best[k] = min(errs, key=errs.get) if errs else None
+    cells = [t['task']]
+    for m in methods:
+      e = ms.get(m, {})
+      if f'{ROCK_ERRORS[0]}_mean' not in e:
+        cells.append('n/a')
+        continue
+      nums = [f'{e[f"{k}_mean"]:.4f}' for k in ROCK_ERRORS]
+      cells.append(' / '.join(f'**{v}**' if m == best[k] else v for k, v in zip(ROCK_ERRORS, nums)))
+    lines.append('| ' + ' | '.join(cells) + ' |')
+  return lines
+
+
 def first_extractor(tasks: list[dict]) -> str | None:
   for t in tasks:
     if t.get('extractors'):
@@ -215,6 +246,13 @@ def write_markdown(path: str, result: dict, outdir: str) -> None:
   lines += markdown_table(tasks, 'psnr', 2)
   lines += ['', '## SSIM, mean ± standard error; best blind method in bold', '']
   lines += markdown_table(tasks, 'ssim', 3)
+  if has_rock(tasks):
+    lines += ['', '## Rock metrics: porosity error / S2 error / specific-surface error, mean over the images '
+              '(lower is better); best blind method in bold', '',
+              'Pore = darker than the Otsu threshold of the clean slice, the restoration segmented with the '
+              'same threshold; S2 error: RMS over r of the two-point correlation\'s difference; specific '
+              'surface in 1 / pixel (ge_jax/rock_metrics.py).', '']
+    lines += rock_table(tasks)
   ext = first_extractor(tasks)
   if ext:
     lines += ['', f'## Realism: Frechet distance to the clean images on {ext} features (lower is better), '

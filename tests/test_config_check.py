@@ -25,6 +25,19 @@ def test_every_config_file_is_valid(name, base):
   config_check.validate(importlib.import_module(f'configs.{name}').get_config(), base)
 
 
+@pytest.mark.parametrize('name', ['rock64', 'photos64', 'celeba64'])
+def test_64px_config_files_are_valid(name, base):
+  # The CLIs validate every config: keys a config adds (data.rock, data.train_size) must be declared.
+  config_check.validate(importlib.import_module(f'configs.{name}').get_config(), base)
+
+
+def test_rock64_on_real_slices_from_a_folder_is_valid(base):
+  from configs import rock64
+  c = rock64.get_config()
+  c.data.source, c.data.path, c.data.crop, c.data.crops_per_image = 'folder', '/data/slices', 'random', 16
+  config_check.validate(c, base)
+
+
 def _bad(base, change, methods=config_check.METHODS):
   c = base.copy_and_resolve_references()
   with c.unlocked():
@@ -82,3 +95,14 @@ def test_a_setting_ignored_where_it_was_changed_is_an_error(base):
   c = base.copy_and_resolve_references()
   c.data.source, c.data.path = 'folder', 'my_images'
   config_check.validate(c, base)
+
+
+def test_domain_metrics_is_one_of_its_choices_and_rock_needs_grayscale(base):
+  msg = _bad(base, lambda c: setattr(c.eval, 'domain_metrics', 'rocks'))
+  assert "config.eval.domain_metrics='rocks'" in msg and "'auto', 'rock', 'none'" in msg
+  msg = _bad(base, lambda c: (setattr(c.eval, 'domain_metrics', 'rock'), setattr(c.data, 'channels', 3)))
+  assert 'domain_metrics' in msg and 'channels=3' in msg
+  for choice in ('auto', 'rock', 'none'):
+    c = base.copy_and_resolve_references()
+    c.eval.domain_metrics = choice
+    config_check.validate(c, base)

@@ -33,6 +33,7 @@ def test_evaluate_writes_table_json_and_figures(tiny_workdir, tiny_config, tmp_p
   assert len(curves['ge']['psnr']) == tiny_config.solve.steps // 5
   md = open(out / 'results.md').read()
   assert '**' in md and '| denoise-0.3 |' in md and 'GE − AE' in md and 'GE − GAN' in md and '## Settings' in md
+  assert 'Rock metrics' not in md and 'porosity_error_mean' not in den['ge']  # MNIST: no rock errors
   # realism next to distortion: FD / KID / accuracy per method, a front line and a figure per task
   p = den['ge_sample']['perception']
   assert {'classifier', 'random'} <= set(p) and {'fd', 'fd_se', 'kid', 'accuracy'} <= set(p['classifier'])
@@ -94,3 +95,33 @@ def test_eval_spec_checks_the_config(tiny_config):
     c.eval[key] = value
     with pytest.raises(UserError, match=match):
       evaluate.EvalSpec.from_config(c)
+
+
+def _result(methods_by_task):
+  return dict(config='rock_test', split='test', n_images=4, command='test', workdir='w', data='rock',
+              wall_seconds=1.0, solve_seconds=1.0, compile_seconds=0.0, devices='cpu', settings=dict(steps=1),
+              tasks=[dict(task=name, methods=ms) for name, ms in methods_by_task.items()])
+
+
+def _entry(psnr, poro=None, s2=None, surf=None):
+  e = dict(psnr_mean=psnr, psnr_se=0.1, ssim_mean=0.5, ssim_se=0.01)
+  if poro is not None:
+    e.update(porosity_error_mean=poro, porosity_error_se=0.0, s2_error_mean=s2, s2_error_se=0.0,
+             specific_surface_error_mean=surf, specific_surface_error_se=0.0)
+  return e
+
+
+def test_results_md_has_a_rock_table_only_with_rock_entries(tmp_path):
+  from ge_jax import report
+  rock = dict(corrupted=_entry(15.0, 0.05, 0.02, 0.09), ae=_entry(20.0, 0.03, 0.011, 0.04),
+              ge=_entry(21.0, 0.01, 0.012, 0.05), csgm=_entry(24.0, 0.001, 0.001, 0.001))
+  report.write_markdown(str(tmp_path / 'rock.md'), _result({'denoise-0.3': rock}), str(tmp_path))
+  md = open(tmp_path / 'rock.md').read()
+  assert '## Rock metrics' in md
+  row = next(line for line in md.splitlines() if line.startswith('| denoise-0.3 |') and ' / ' in line)
+  cells = [c.strip() for c in row.strip('|').split('|')]
+  assert cells == ['denoise-0.3', '0.0500 / 0.0200 / 0.0900', '0.0300 / **0.0110** / **0.0400**',
+                   '**0.0100** / 0.0120 / 0.0500', '0.0010 / 0.0010 / 0.0010']  # CSGM knows A: never bold
+  plain = {m: _entry(e['psnr_mean']) for m, e in rock.items()}
+  report.write_markdown(str(tmp_path / 'plain.md'), _result({'denoise-0.3': plain}), str(tmp_path))
+  assert 'Rock metrics' not in open(tmp_path / 'plain.md').read()

@@ -1,5 +1,6 @@
 """Tests for ge_jax.rock (synthetic slices), ge_jax.rock_metrics and ge_jax.photos."""
 
+import json
 import os
 
 import numpy as np
@@ -258,6 +259,74 @@ def test_score_entry_fields():
     assert len(e['per_image'][k]) == 4
 
 
+# ----------------------------------------------------------------- rock metrics in the scores
+
+
+def test_which_configs_get_rock_metrics():
+  from configs import mnist, mnist_tiny  # pylint: disable=g-import-not-at-top
+  from ge_jax import experiment  # pylint: disable=g-import-not-at-top
+  assert experiment.domain_metrics_for(rock64.get_config()) is not None
+  for mod in (mnist, mnist_tiny, photos64, celeba64):
+    assert experiment.domain_metrics_for(mod.get_config()) is None, mod.__name__
+  real = rock64.get_config()
+  real.data.source = 'folder'  # real slices: rock64 names the domain, 'auto' could not tell
+  assert experiment.domain(real) == 'rock'
+  real.eval.domain_metrics = 'auto'
+  assert experiment.domain(real) is None
+  generated = rock64.get_config()
+  generated.eval.domain_metrics = 'auto'
+  assert experiment.domain(generated) == 'rock'
+  generated.eval.domain_metrics = 'none'
+  assert experiment.domain_metrics_for(generated) is None
+  generated.eval.domain_metrics = 'rocks'
+  with pytest.raises(UserError, match='domain_metrics'):
+    experiment.domain(generated)
+
+
+def test_rock_hook_is_zero_for_a_perfect_restoration_and_fits_small_images():
+  from configs import mnist_tiny  # pylint: disable=g-import-not-at-top
+  from ge_jax import experiment  # pylint: disable=g-import-not-at-top
+  hook = experiment.domain_metrics_for(rock64.get_config())
+  x, _ = rock.generate(SPEC, 'test', 4)
+  u = (x + 1) / 2
+  perfect, noisy = hook(u, u), hook(np.clip(u + 0.2 * np.random.default_rng(0).standard_normal(u.shape), 0, 1), u)
+  for k in rm.rock_errors(u, u):
+    assert perfect[f'{k}_mean'] == 0 and perfect['per_image'][k] == [0.0] * 4
+    assert np.isfinite(noisy[f'{k}_mean']) and noisy[f'{k}_mean'] > 0
+  # 28x28 (MNIST-sized) images: S2 up to r = 14, not the 32 that 64x64 slices use.
+  c = mnist_tiny.get_config()
+  c.eval.domain_metrics = 'rock'
+  small = experiment.domain_metrics_for(c)(u[:, :28, :28], u[:, :28, :28])
+  assert small['s2_error_mean'] == 0
+
+
+def _outcome(clean, recon, corrupted):
+  from ge_jax import experiment  # pylint: disable=g-import-not-at-top
+  return experiment.Outcome(task='denoise', description='test', indices=np.arange(len(clean)), clean=clean,
+                            corrupted=corrupted, recon=recon, objective={}, loss_trace={}, diverged={},
+                            notes={}, compile_seconds=1.0, solve_seconds=1.0)
+
+
+def test_score_adds_rock_errors_per_method_beside_psnr_and_table_shows_them():
+  from ge_jax import experiment  # pylint: disable=g-import-not-at-top
+  x, _ = rock.generate(SPEC, 'test', 4)
+  noisy = np.clip(x + 0.3 * np.random.default_rng(0).standard_normal(x.shape), -1, 1).astype(np.float32)
+  out = _outcome(x, dict(ae=np.clip(noisy * 0.5, -1, 1), ge=x.copy()), noisy)
+  s = experiment.score(out, domain_metrics=experiment.domain_metrics_for(rock64.get_config()))
+  assert set(s['methods']) == {'corrupted', 'ae', 'ge'}
+  for m, e in s['methods'].items():
+    for k in ('porosity_error', 's2_error', 'specific_surface_error'):
+      assert np.isfinite(e[f'{k}_mean']) and np.isfinite(e[f'{k}_se']), (m, k)
+      assert len(e['per_image'][k]) == 4
+    assert len(e['per_image']['psnr']) == 4  # the hook's per-image lists join PSNR's, not replace them
+  assert s['methods']['ge']['porosity_error_mean'] == 0 and s['methods']['corrupted']['s2_error_mean'] > 0
+  text = experiment.table(s)
+  assert 'poro err' in text and 'S2 err' in text and 'surf err' in text
+  plain = experiment.score(out)  # no hook (MNIST and every other config): no rock fields, no columns
+  assert not any('porosity_error_mean' in e for e in plain['methods'].values())
+  assert 'poro err' not in experiment.table(plain)
+
+
 # ----------------------------------------------------------------- the 64x64 path, end to end
 
 
@@ -278,3 +347,8 @@ def test_train_then_solve_64px_smoke(tmp_path, name):
                   *small, env=env, timeout=600)
   assert solve.returncode == 0, solve.stderr[-3000:]
   assert os.path.exists(os.path.join(w, 'solve', 'denoise', 'grid.png'))
+  with open(os.path.join(w, 'solve', 'denoise', 'metrics.json')) as f:
+    methods = json.load(f)['methods']
+  rock_fields = [('porosity_error_mean' in e) for e in methods.values()]
+  assert all(rock_fields) if name == 'rock64' else not any(rock_fields), methods.keys()
+  assert ('poro err' in solve.stdout) == (name == 'rock64')

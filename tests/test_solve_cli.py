@@ -32,9 +32,27 @@ def test_batch_denoise_writes_all_outputs(tiny_workdir, tmp_path):
     assert f['ge'].shape == (16, 28, 28, 1)
   assert os.path.getsize(out / 'grid.png') > 0
   assert 'ge' in proc.stdout and 'PSNR' in proc.stdout
+  assert 'poro err' not in proc.stdout and 'porosity_error_mean' not in m['methods']['ge']  # MNIST: no rock errors
   # Results are never overwritten silently.
   again = run_cli('solve.py', '--batch', TINY, f'--workdir={tiny_workdir}', f'--outdir={out}', '--task=denoise')
   assert 'overwrite' in _error_line(again)
+
+
+def test_rock_metrics_for_each_method_when_the_config_asks(tiny_workdir, tmp_path):
+  # The tiny MNIST workdir stands in for a rock run (tests/test_rock.py's slow smoke test runs
+  # configs/rock64.py): 'rock' is what rock64 sets, so real slices from a folder get them too.
+  out = tmp_path / 'r'
+  proc = run_cli('solve.py', '--batch', TINY, f'--workdir={tiny_workdir}', f'--outdir={out}', '--task=denoise',
+                 '--n=4', '--methods=ae,ge,csgm', '--config.eval.domain_metrics=rock', '--noprogress')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  m = json.load(open(out / 'metrics.json'))
+  assert set(m['methods']) == {'corrupted', 'ae', 'ge', 'csgm'}
+  for method, e in m['methods'].items():
+    for k in ('porosity_error', 's2_error', 'specific_surface_error'):
+      assert np.isfinite(e[f'{k}_mean']) and len(e['per_image'][k]) == 4, (method, k)
+    assert len(e['per_image']['psnr']) == 4
+  head = next(line for line in proc.stdout.splitlines() if line.startswith('method'))
+  assert 'poro err' in head and 'S2 err' in head and 'surf err' in head
 
 
 def test_compress_and_user_input(tiny_workdir, tmp_path):
