@@ -46,12 +46,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.ae.code_dim = 128           # textures need a wider code than digits; AE step ~0.7x a GAN step
   c.ae.width = 16
 
-  # Sizing (2-core CPU, 2026-11): CPU time per step, measured with getrusage (user + sys) while
-  # 5 other jobs shared the cores: GAN 0.140, AE 0.097 CPU-s (MNIST: 0.094, 0.042). MNIST's idle
-  # wall time per step is ~0.77x its CPU time (14 and 30 steps/s), so rock64 should run ~9 GAN and
-  # ~13 AE steps/s on an idle machine: 6000 + 5000 steps ~ 11 + 6.5 min, plus ~1.5 min of compile,
-  # data and evaluation: ~19 min, inside the 30 min target with room for a moderately shared
-  # machine (at the load of the measurement, wall was 3.3x slower: lower the steps there).
+  # Sizing: 12 min 40 s of wall time for both phases on the 2-core CPU (2026-11-27: GAN ~13,
+  # AE ~18 steps/s, plus data, compile and the AE's test score), inside the 30 min target.
   c.gan.steps = 6000
   c.gan.batch_size = 32
   c.ae.steps = 5000
