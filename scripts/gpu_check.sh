@@ -65,12 +65,13 @@ if [[ $SMOKE == 1 ]]; then
          --no_cache_check)
   EVAL=(--config=configs/mnist_tiny.py --n=8 --tasks=denoise-0.3)
 else
-  CONFIG=configs/mnist.py; N=500; TRAIN_S=150; TEST_S=280; STEP_S=80; EVAL_S=240; METHODS=ge,gan
+  CONFIG=configs/mnist.py; N=500; TRAIN_S=150; TEST_S=330; STEP_S=80; EVAL_S=250; METHODS=ge,gan
   TESTS=(tests/test_solver.py tests/test_models.py tests/test_benchmarks.py tests/test_parallel.py)
   BENCH=(--batch_sizes=1,16,64,256,1024)
-  # The evaluation's tables at a GPU budget (1000 steps x 4 restarts, best of 64 starts; Langevin 1000 steps)
+  # The evaluation's tables at a GPU budget (1000 steps x 4 restarts, best of 64 starts; Langevin 1000 steps;
+  # no lambda sweep: on an H200 the 11 tasks take ~20 s each, beside the tests a little more)
   EVAL=(--config=configs/mnist_eval.py --config.solve.steps=1000 --config.solve.restarts=4 --config.solve.n_init=64
-        --config.solve.ge_sample.steps=1000 --config.eval.shift_n=0)
+        --config.solve.ge_sample.steps=1000 --config.eval.shift_n=0 --config.eval.sweep_task=)
 fi
 RUN=$WORK/run
 DATA=(--config.data.source=builtin)  # offline: the GPU machine reaches no network
