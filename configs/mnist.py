@@ -1,7 +1,7 @@
 """MNIST (28x28x1): the base of every config. `python train.py --config=configs/mnist.py`.
 
 Variants derive from it and change only what they name (configs/mnist_*.py); `eval_budget` is
-the solver budget of the reported evaluation (configs/mnist_aug_eval.py).
+the solver budget of the reported evaluations (`reported_eval`: configs/mnist_eval.py, mnist_aug_eval.py).
 """
 
 import ml_collections
@@ -143,4 +143,13 @@ def eval_budget(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.solve.n_init = 16
   c.eval.sweep_lams = (0.0, 0.01, 0.1, 1.0, 10.0)
   c.eval.sweep_n = 48
+  return c
+
+
+def reported_eval(c: ml_collections.ConfigDict, outdir: str) -> ml_collections.ConfigDict:
+  """A reported evaluation: the `eval_budget`, the shift suite on 100 test digits, and its outdir."""
+  c = eval_budget(c)
+  c.eval.outdir = outdir
+  c.eval.shift_tasks = ('denoise-0.3', 'inpaint-center')  # the shift suite: 7 shifts x these tasks
+  c.eval.shift_n = 100
   return c

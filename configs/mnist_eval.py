@@ -8,8 +8,4 @@ from configs import mnist
 
 
 def get_config():
-  c = mnist.eval_budget(mnist.get_config())
-  c.eval.outdir = 'results/mnist_paper'
-  c.eval.shift_tasks = ('denoise-0.3', 'inpaint-center')  # the shift suite: 7 shifts x these tasks
-  c.eval.shift_n = 100
-  return c
+  return mnist.reported_eval(mnist.get_config(), 'results/mnist_paper')

@@ -227,6 +227,7 @@ def evaluate(config, workdir: str, outdir: str, *, split: str = 'test', n: int |
   labels = (ds.test_labels if split == 'test' else ds.val_labels)
   labels = None if labels is None else np.asarray(labels)[:n]
   extractors = api.extractors(model, ds)
+  domain_metrics = api.domain_metrics(model)
   print(f'evaluating {workdir} on {n} {split} images of {ds.source}: {len(tasks)} task(s) x {list(methods)}',
         flush=True)
   os.makedirs(outdir, exist_ok=True)
@@ -237,7 +238,7 @@ def evaluate(config, workdir: str, outdir: str, *, split: str = 'test', n: int |
     ts = time.time()
     s = run_task(model, name, clean, indices, methods, record_every=ev.record_every if figures else 0,
                  scratch=scratch, progress=progress, extractors=extractors, labels=labels,
-                 domain_metrics=api.domain_metrics(model))
+                 domain_metrics=domain_metrics)
     solve_s += s['solve_seconds']
     compile_s += s['compile_seconds']
     if figures and s.get('_grid'):

@@ -216,9 +216,9 @@ def variants_table(outdir: str) -> list[str]:
     ext = first_extractor(tasks)
     cells = []
     for m in shown:
-      ps = [t['methods'][m]['psnr_mean'] for t in tasks if 'psnr_mean' in t['methods'].get(m, {})]
-      fd = [_perception(t['methods'][m], ext)['fd'] for t in tasks
-            if ext and 'fd' in _perception(t['methods'].get(m, {}), ext)]
+      entries = [t['methods'][m] for t in tasks if 'psnr_mean' in t['methods'].get(m, {})]
+      ps = [e['psnr_mean'] for e in entries]
+      fd = [_perception(e, ext)['fd'] for e in entries if ext and 'fd' in _perception(e, ext)]
       cell = f'{np.mean(ps):.2f}' if ps else 'n/a'
       cells.append(cell + (f' / {np.mean(fd):.0f}' if fd and len(fd) == len(ps) else ''))
     front = 'n/a'
