@@ -40,14 +40,18 @@ _MULTIHOST = flags.DEFINE_bool('multihost', None, 'Join a multi-host run (jax.di
                                'GE_JAX_MULTIHOST=1 is set. See docs/SCALE_OUT.md.')
 
 
-def _load_input(path, config):
+def _load_input(path, config, workdir: str = ''):
   """(clean or None, corrupted or None) from a user's .npz or image folder."""
   from ge_jax import data
   from ge_jax.errors import UserError
   d = config.data
   kw = dict(image_size=d.image_size, channels=d.channels)
   if os.path.isdir(path):
-    return data.load_folder(path, resize=d.resize, **kw), None
+    # Never resized: resampling a corrupted image changes the corruption to be undone.
+    kind = 'grayscale' if d.channels == 1 else 'colour (RGB)'
+    expect = (f'the model in {workdir or "the workdir"} (config {config.name}) takes {d.image_size}x{d.image_size} '
+              f'{kind} images; crop or convert them to that first (solve.py does not resample its input)')
+    return data.load_folder(path, resize=False, expect=expect, **kw), None
   if os.path.exists(path) and not os.path.isfile(path):
     raise UserError(f'--input {path!r} is neither a file nor a folder; give an .npz file or an image folder.')
   if not os.path.isfile(path):
@@ -134,7 +138,7 @@ def main(argv):
 
   indices, ds, labels = None, None, None
   if _INPUT.value is not None:
-    clean, corrupted = _load_input(_INPUT.value, config)
+    clean, corrupted = _load_input(_INPUT.value, config, workdir)
     if os.path.isdir(_INPUT.value) and task == 'none':
       clean, corrupted = None, clean  # a folder of already-corrupted images: restore them as they are
     if task != 'none' and clean is None:

@@ -63,6 +63,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.ae.lr = 1e-3
   c.ae.kl_weight = 1e-3         # vae only
   c.ae.generated_fraction = 0.5 # share of each batch sampled from G (the method)
+  c.ae.generated_scale = (1.0, 1.0)  # G's samples use z = s * N(0, I), s ~ U(lo, hi); (1, 1) = the prior
   c.ae.augment = ''             # '' | 'all' | comma list of tasks: also train on corrupted P(x)
   c.ae.augment_recon = 1.0      # weight of reconstructing x from E(P(x)) (configs/mnist_aug.py)
   c.ae.augment_weight = 0.0     # weight of mean (E(P(x)) - sg(E(x)))^2 (code consistency)

@@ -68,6 +68,12 @@ def _str() -> tuple[Callable[[Any], bool], str]:
   return (lambda v: isinstance(v, str)), 'a string'
 
 
+def _range() -> tuple[Callable[[Any], bool], str]:
+  ok = lambda v: (isinstance(v, (tuple, list)) and len(v) == 2 and all(_is_num(x) for x in v)
+                  and 0 <= v[0] <= v[1])
+  return ok, 'two numbers (lo, hi) with 0 <= lo <= hi'
+
+
 def _phase_rules(phase: str) -> dict:
   return {f'{phase}.steps': _int_at_least(1), f'{phase}.batch_size': _int_at_least(1),
           f'{phase}.lr': _positive(), f'{phase}.ckpt_every': _int_at_least(1),
@@ -111,6 +117,7 @@ def rules() -> dict[str, tuple[Callable[[Any], bool], str]]:
       'ae.width': _int_at_least(1),
       'ae.kl_weight': _non_negative(),
       'ae.generated_fraction': _unit(True),
+      'ae.generated_scale': _range(),
       'ae.augment': _str(),
       'ae.augment_recon': _non_negative(),
       'ae.augment_weight': _non_negative(),

@@ -306,8 +306,12 @@ def _crop_seed(relpath: str) -> int:
 
 
 def _read_image(file: str, image_size: int, channels: int, resize: bool, crop: str = 'center',
-                crops: int = 1, relpath: str = '') -> np.ndarray:
-  """One file as float32 (k, image_size, image_size, channels) in [0, 1]: k = 1 or ``crops``."""
+                crops: int = 1, relpath: str = '', expect: str = '') -> np.ndarray:
+  """One file as float32 (k, image_size, image_size, channels) in [0, 1]: k = 1 or ``crops``.
+
+  ``expect``: for images given to a trained model, what it takes; a file of another size or
+  channel count is then refused with that sentence (no resizing, no advice to change the config).
+  """
   try:
     with Image.open(file) as im:
       im.load()
@@ -319,12 +323,15 @@ def _read_image(file: str, image_size: int, channels: int, resize: bool, crop: s
                     'remove or replace the file.') from e
   a = a[..., None] if a.ndim == 2 else a
   file_channels = a.shape[-1]
+  h, w = a.shape[:2]
+  if expect and (file_channels != channels or (w, h) != (image_size, image_size)):
+    kind = 'grayscale' if file_channels == 1 else 'colour (RGB)'
+    raise UserError(f'{file} is a {w}x{h} {kind} image, but {expect}.')
   if file_channels != channels:
     kind = 'grayscale' if file_channels == 1 else 'colour (RGB)'
     raise UserError(f'{file} is {kind} but the config expects {channels} '
                     f'channel(s); set config.data.channels={file_channels} '
                     'or convert the images.')
-  h, w = a.shape[:2]
   if crop == 'random':
     if min(h, w) < image_size:
       raise UserError(f'{file} is {w}x{h}, smaller than the {image_size}x{image_size} crops '
@@ -347,7 +354,7 @@ def _read_image(file: str, image_size: int, channels: int, resize: bool, crop: s
 
 
 def _folder_images(path: str, *, image_size: int, channels: int, resize: bool, crop: str,
-                   crops: int) -> tuple[np.ndarray, np.ndarray]:
+                   crops: int, expect: str = '') -> tuple[np.ndarray, np.ndarray]:
   """(images float32 [-1, 1] NHWC, index of each image's file)."""
   if crop not in CROPS:
     raise UserError(f'config.data.crop={crop!r} is not one of {CROPS}.')
@@ -365,7 +372,7 @@ def _folder_images(path: str, *, image_size: int, channels: int, resize: bool, c
     raise UserError(f'image folder {path} has no {"/".join(IMAGE_EXTENSIONS)} files; '
                     'check config.data.path.')
   read = lambda f: _read_image(f, image_size, channels, resize, crop, crops,
-                               os.path.relpath(f, path))
+                               os.path.relpath(f, path), expect)
   workers = min(16, os.cpu_count() or 1, len(files))
   if workers > 1:
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
@@ -377,7 +384,7 @@ def _folder_images(path: str, *, image_size: int, channels: int, resize: bool, c
 
 
 def load_folder(path: str, *, image_size: int, channels: int, resize: bool = True,
-                crop: str = 'center', crops: int = 1) -> np.ndarray:
+                crop: str = 'center', crops: int = 1, expect: str = '') -> np.ndarray:
   """Loads every image file under ``path`` (recursively) as float32 [-1, 1].
 
   Files ending in .png, .jpg, .jpeg, .bmp, .tif or .tiff (any case) are read in sorted
@@ -391,11 +398,14 @@ def load_folder(path: str, *, image_size: int, channels: int, resize: bool = Tru
   micro-CT users do), at positions fixed by the file's relative path; images of a file follow
   each other.
 
+  ``expect`` (images for a trained model, e.g. solve.py --input): a sentence saying what the
+  model takes; every file must then be exactly image_size x image_size with ``channels``.
+
   Returns:
     (N, image_size, image_size, channels) float32.
   """
   return _folder_images(path, image_size=image_size, channels=channels, resize=resize, crop=crop,
-                        crops=crops)[0]
+                        crops=crops, expect=expect)[0]
 
 
 def split_groups(groups: np.ndarray, test_size: int, val_size: int,

@@ -91,6 +91,19 @@ def generated_count(ae_cfg) -> int:
   return int(round(frac * ae_cfg.batch_size))
 
 
+def generated_scale(ae_cfg) -> tuple[float, float]:
+  """(lo, hi) of config.ae.generated_scale: G's samples for the AE use z = s * N(0, I), s ~ U(lo, hi).
+
+  (1, 1) is the method as published (z from the prior). A wider range, e.g. (0, 1.5), shows E the
+  images of G at every norm of z that the solver passes through (the MAP under lam ||z||^2 pulls z
+  towards the origin, where a prior draw never lands: |z| ~ sqrt(latent_dim)).
+  """
+  lo, hi = (float(v) for v in ae_cfg.get('generated_scale', (1.0, 1.0)))
+  if not 0.0 <= lo <= hi:
+    raise UserError(f'config.ae.generated_scale=({lo}, {hi}) must be two numbers with 0 <= lo <= hi.')
+  return lo, hi
+
+
 # Corruption augmentation (config.ae.augment): per task, the operator settings drawn from at random
 # (each image of a batch gets one of all listed variants), so E learns E(P(x)) ~ E(x) for a family
 # of operators, not only the evaluation's exact parameters.
@@ -151,6 +164,7 @@ def make_ae_step(nets: Nets, ae_cfg, ops_cfg=None) -> Callable:
   """
   tx = optax.adam(ae_cfg.lr)
   n_gen = generated_count(ae_cfg)
+  scale_lo, scale_hi = generated_scale(ae_cfg)
   variational = ae_cfg.kind == 'vae'
   kl_weight = float(ae_cfg.kl_weight)
   aug_ops = augment_operators(ae_cfg, ops_cfg, nets.image_shape)
@@ -187,7 +201,10 @@ def make_ae_step(nets: Nets, ae_cfg, ops_cfg=None) -> Callable:
     kz, kv = jax.random.split(key)
     x = real
     if n_gen:
-      fake = jax.lax.stop_gradient(nets.G(g_params, jax.random.normal(kz, (n_gen, nets.latent_dim))))
+      z = jax.random.normal(kz, (n_gen, nets.latent_dim))
+      if (scale_lo, scale_hi) != (1.0, 1.0):
+        z = z * jax.random.uniform(jax.random.fold_in(kz, 1), (n_gen, 1), minval=scale_lo, maxval=scale_hi)
+      fake = jax.lax.stop_gradient(nets.G(g_params, z))
       x = jnp.concatenate([real, fake], axis=0)
     y = _corrupt_mixed(aug_ops, jax.random.fold_in(key, 7), x) if aug_ops else None
     (loss, logs), grads = jax.value_and_grad(loss_fn, has_aux=True)(state['ae'], x, kv, y)

@@ -93,6 +93,8 @@ SOLVE = [
     ('--input={S}/empty', 'empty'),
     ('--input=', '--input'),
     ('--input={S}/small/0.png', 'folder'),
+    ('--input={S}/small', '32x32 grayscale image, but the model'),
+    ('--input={S}/rgb28', '28x28 colour (RGB) image, but the model'),
     ('--task=none', '--input'),
     ('--outdir=/proc/ge_jax_results', 'cannot write'),
     ('--input={S}/ok.npz --n=3', '--n'),
@@ -172,6 +174,8 @@ def _make_sandbox(root, tiny_workdir):
   for i in range(4):
     Image.fromarray(np.zeros((32, 32), np.uint8)).save(f'{s}/small/{i}.png')
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(f'{s}/broken/{i}.png')
+  os.makedirs(f'{s}/rgb28')
+  Image.fromarray(np.full((28, 28, 3), 90, np.uint8)).save(f'{s}/rgb28/0.png')
   open(f'{s}/broken/broken.png', 'wb').write(b'not a png')
   open(f'{s}/text.npz', 'w').write('not an npz')
   rng = np.random.default_rng(0)

@@ -58,6 +58,28 @@ def test_generated_fraction_is_validated(tiny_config):
     pretrain.generated_count(tiny_config.ae)
 
 
+def test_generated_scale_sets_the_norm_of_gs_latents(tiny_config):
+  # generated_scale (0, 0): every generated image is G(0), so the step's loss is the AE's error on G(0).
+  c = tiny_config
+  c.ae.generated_fraction = 1.0
+  nets = models.Nets(c)
+  state = pretrain.init_ae_state(nets, c, jax.random.key(0))
+  g = models.init_params(c, jax.random.key(1))['generator']
+  no_real = jnp.zeros((0,) + nets.image_shape)
+  g0 = nets.G(g, jnp.zeros((c.ae.batch_size, nets.latent_dim)))
+  want = float(jnp.mean((nets.reconstruct(state['ae'], g0) - g0)**2))
+  losses = {}
+  for scale in ((0.0, 0.0), (1.0, 1.0), (0.0, 1.5)):
+    c.ae.generated_scale = scale
+    _, logs = pretrain.make_ae_step(nets, c.ae)(state, no_real, g, jax.random.key(2))
+    losses[scale] = float(logs['recon_mse'])
+  np.testing.assert_allclose(losses[(0.0, 0.0)], want, rtol=1e-5)
+  assert abs(losses[(1.0, 1.0)] - want) > 1e-4 and abs(losses[(0.0, 1.5)] - losses[(1.0, 1.0)]) > 1e-6
+  c.ae.generated_scale = (1.0, 0.5)
+  with pytest.raises(UserError, match='generated_scale'):
+    pretrain.make_ae_step(nets, c.ae)
+
+
 def test_tiny_run_leaves_checkpoints_pictures_and_logs(tiny_workdir, tiny_config):
   for phase, steps in (('gan', tiny_config.gan.steps), ('ae', tiny_config.ae.steps)):
     ckpts = checkpoint.Checkpoints(os.path.join(tiny_workdir, phase, 'checkpoints'))
