@@ -113,6 +113,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.ops.blur_sigma = 1.5
   c.ops.motion_length = 7
   c.ops.motion_angle = 45.0
+  c.ops.blur_noise_sigma = 0.0      # deblur / motionblur: Gaussian noise after the blur (task *-noisy: 0.1)
   c.ops.inpaint_mode = 'center'     # center | pixels | blocks
   c.ops.inpaint_size = 12           # centre square side (pixels)
   c.ops.inpaint_fraction = 0.5      # missing share (pixels / blocks)

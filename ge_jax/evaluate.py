@@ -51,7 +51,8 @@ def _define_flags() -> None:
   flags.DEFINE_string('outdir', None, 'Where results go (default config.eval.outdir, else results/<config.name>).')
   flags.DEFINE_enum('split', 'test', ['test', 'val'], 'test: the reported numbers; val: tuning.')
   flags.DEFINE_integer('n', None, 'Images to use (default: the whole split).')
-  flags.DEFINE_list('tasks', None, 'Subset of the evaluation tasks (default all).')
+  flags.DEFINE_list('tasks', None, 'Evaluation tasks (default: the 11 of ge_jax.tasks.DEFAULT_TASKS; '
+                    'also deblur-noisy, motionblur-noisy).')
   flags.DEFINE_list('methods', list(METHODS), 'Methods to run.')
   flags.DEFINE_bool('figures', True, 'Write grids, convergence curves and the lambda sweep.')
   flags.DEFINE_bool('overwrite', False, 'Replace results already in --outdir.')
@@ -214,7 +215,7 @@ def evaluate(config, workdir: str, outdir: str, *, split: str = 'test', n: int |
   from ge_jax.errors import UserError
   t0 = time.time()
   ev = EvalSpec.from_config(config)
-  tasks = list(tasks or task_table.EVAL_TASKS)
+  tasks = list(tasks or task_table.DEFAULT_TASKS)
   for name in tasks:
     task_table.get(name)  # validate names early
   ds = data.load(config.data)

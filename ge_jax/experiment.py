@@ -103,12 +103,14 @@ def method_solve(solve_cfg, method: str, record_every: int = 0) -> tuple[solver.
 def classical_setting(op_name: str, ops_cfg) -> tuple[str | None, Any]:
   """(method, parameter) tuned on validation for the evaluation task these ops make, else defaults."""
   ops = dict(ops_cfg.items()) if hasattr(ops_cfg, 'items') else dict(ops_cfg)
-  for name, spec in tasks.EVAL_TASKS.items():
-    if spec.operator == op_name and all(ops.get(k) == v for k, v in spec.overrides):
-      if name in classical.MNIST_VALIDATION:
-        method, param, _ = classical.MNIST_VALIDATION[name]
-        return method, param
-  return None, None
+  # The most specific task these ops make: 'deblur-noisy' (blur_noise_sigma 0.1) before 'deblur'.
+  matches = [(len(spec.overrides), name) for name, spec in tasks.EVAL_TASKS.items()
+             if spec.operator == op_name and all(ops.get(k) == v for k, v in spec.overrides)
+             and name in classical.MNIST_VALIDATION]
+  if not matches:
+    return None, None
+  method, param, _ = classical.MNIST_VALIDATION[max(matches)[1]]
+  return method, param
 
 
 def restore(config, params, *, task: str, clean: np.ndarray | None = None, corrupted: np.ndarray | None = None,

@@ -219,11 +219,27 @@ def _depthwise(x: Array, kernel: np.ndarray, stride: int = 1, pad: int | None = 
       precision=jax.lax.Precision.HIGHEST)
 
 
-def _blur_op(name: str, kernel: np.ndarray, description: str) -> Operator:
+def _gaussian_noise(sigma: float) -> Callable[[Array, Array], Array]:
+  """(key, y) -> y + sigma * N(0, 1) per image, clipped to [-1, 1] (the identity's clip for sigma 0)."""
+  if sigma == 0:
+    return _no_noise
+
+  def noise(key: Array, y: Array) -> Array:
+    n = _per_image(lambda k: jax.random.normal(k, y.shape[1:], y.dtype), key, y.shape[0])
+    return _clip(y + sigma * n)
+  return noise
+
+
+def _blur_op(name: str, kernel: np.ndarray, description: str, ops_cfg: Any) -> Operator:
+  """A known blur; `ops.blur_noise_sigma` > 0 adds Gaussian noise after it, as a camera does."""
+  sigma = _number(ops_cfg, 'blur_noise_sigma', lo=0, what='>= 0', default=0.0)
+
   def forward(x: Array, params: Any) -> Array:
     del params
     return _depthwise(x, kernel)
-  return Operator(name, forward, _no_noise, _no_params, description=description)
+  if sigma:
+    description += f', then Gaussian noise sigma {sigma:g} (on [-1, 1]), clipped to [-1, 1]'
+  return Operator(name, forward, _gaussian_noise(sigma), _no_params, description=description)
 
 
 # --- tasks --------------------------------------------------------------------------------------
@@ -232,11 +248,7 @@ def _blur_op(name: str, kernel: np.ndarray, description: str) -> Operator:
 def _denoise(ops_cfg: Any, shape: tuple[int, int, int]) -> Operator:
   del shape
   sigma = _number(ops_cfg, 'denoise_sigma', lo=0, what='>= 0')
-
-  def noise(key: Array, y: Array) -> Array:
-    n = _per_image(lambda k: jax.random.normal(k, y.shape[1:], y.dtype), key, y.shape[0])
-    return _clip(y + sigma * n)
-  return Operator('denoise', _identity, noise, _no_params,
+  return Operator('denoise', _identity, _gaussian_noise(sigma), _no_params,
                   description=f'additive Gaussian noise, sigma {sigma:g} (on [-1, 1]), clipped to [-1, 1]')
 
 
@@ -276,7 +288,7 @@ def _deblur(ops_cfg: Any, shape: tuple[int, int, int]) -> Operator:
     raise UserError(f'config.ops.blur_size must be odd (a centred kernel), got {size}.')
   sigma = _number(ops_cfg, 'blur_sigma', lo=0, what='>= 0')
   return _blur_op('deblur', gaussian_kernel(size, sigma),
-                  f'Gaussian blur {size}x{size}, sigma {sigma:g}, reflect padding')
+                  f'Gaussian blur {size}x{size}, sigma {sigma:g}, reflect padding', ops_cfg)
 
 
 def _motionblur(ops_cfg: Any, shape: tuple[int, int, int]) -> Operator:
@@ -287,7 +299,7 @@ def _motionblur(ops_cfg: Any, shape: tuple[int, int, int]) -> Operator:
   kernel = motion_kernel(length, angle)
   return _blur_op('motionblur', kernel,
                   f'motion blur, length {length:g} px at {angle:g} degrees '
-                  f'({kernel.shape[0]}x{kernel.shape[1]} kernel), reflect padding')
+                  f'({kernel.shape[0]}x{kernel.shape[1]} kernel), reflect padding', ops_cfg)
 
 
 def _inpaint(ops_cfg: Any, shape: tuple[int, int, int]) -> Operator:

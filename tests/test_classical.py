@@ -112,3 +112,13 @@ def test_recorded_mnist_settings_name_real_methods():
     m = {x.name: x for x in classical.METHODS[EVAL_TASKS[task].operator]}[method]
     assert param in m.grid and 10 < psnr < 50
   assert set(classical.MNIST_VALIDATION) == {t for t, spec in EVAL_TASKS.items() if classical.has_classical(spec.operator)}
+
+
+def test_evaluation_uses_the_setting_of_the_most_specific_task():
+  from configs import mnist
+  from ge_jax import experiment, tasks
+  c = mnist.get_config()
+  for name in ('deblur', 'deblur-noisy', 'motionblur', 'motionblur-noisy'):
+    cfg, op = tasks.task_config(c, name)
+    assert experiment.classical_setting(op, cfg.ops) == classical.MNIST_VALIDATION[name][:2], name
+  assert 'deblur-noisy' not in tasks.DEFAULT_TASKS and len(tasks.DEFAULT_TASKS) == 11

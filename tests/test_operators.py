@@ -124,6 +124,20 @@ def test_noise_statistics():
   np.testing.assert_array_equal(y[..., 1], y[..., 0])  # whole pixels, all channels
 
 
+@pytest.mark.parametrize('task', ['deblur', 'motionblur'])
+def test_blur_noise_is_added_after_the_blur(task):
+  x = jnp.zeros((64, *SHAPE))  # constant: the blur leaves it, so y - x is the noise alone
+  quiet = operators.make(task, _ops(), SHAPE)
+  noisy = operators.make(task, _ops(blur_noise_sigma=0.1), SHAPE)
+  y0, _ = _corrupt(quiet, jax.random.key(0), x)
+  y, _ = _corrupt(noisy, jax.random.key(0), x)
+  np.testing.assert_array_equal(y0, x)
+  assert abs(float(jnp.std(y - x)) - 0.1) < 0.003 and abs(float(jnp.mean(y - x))) < 0.003
+  assert 'noise sigma 0.1' in noisy.description and 'noise' not in quiet.description
+  z = jnp.zeros((1, *SHAPE)).at[0, 8, 8].set(1.0)
+  np.testing.assert_array_equal(noisy.forward(z, {}), quiet.forward(z, {}))  # A is the blur alone
+
+
 def test_blur_kernels_and_constants():
   for size, sigma in ((7, 1.5), (1, 1.0), (5, 0.0)):
     k = operators.gaussian_kernel(size, sigma)
@@ -210,6 +224,7 @@ def test_config_mapping_and_fill():
     ('deblur', {'blur_size': 6}, 'blur_size'),
     ('deblur', {'blur_size': 0}, 'blur_size'),
     ('deblur', {'blur_sigma': -1.0}, 'blur_sigma'),
+    ('deblur', {'blur_noise_sigma': -0.1}, 'blur_noise_sigma'),
     ('motionblur', {'motion_length': 0}, 'motion_length'),
     ('inpaint', {'inpaint_mode': 'ring'}, 'inpaint_mode'),
     ('inpaint', {'inpaint_mode': 'pixels', 'inpaint_fraction': -0.1}, 'inpaint_fraction'),
