@@ -93,6 +93,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.solve.lam_gan = 0.1
   c.solve.lam_csgm = 0.1
   c.solve.lam_ge_op = 0.01      # as GE's: the same code-space objective
+  # CSGM's data term for tasks with Gaussian noise (denoise, *-noisy), whose noisy image is clipped to
+  # [-1, 1]: gaussian (the plain square) | censored (the likelihood of the clipped values, solver.censored_square).
+  c.solve.likelihood = 'gaussian'
   # GE's posterior sample (method ge_sample): Langevin on ||E(G(z)) - E(y)||^2 / (2 lam) + ||z||^2 / 2,
   # lam = the variance of a code value's error E(y) - E(x); lr is the Langevin step. lam 0.1 chosen
   # from 0.1 / 0.3 / 1 on validation by the criterion of results/mnist/NOTE.md.

@@ -129,6 +129,7 @@ def rules() -> dict[str, tuple[Callable[[Any], bool], str]]:
       'solve.schedule': _one_of(*SCHEDULES),
       'solve.lam': _non_negative(),
       'solve.prior': _one_of(*PRIORS),
+      'solve.likelihood': _one_of('gaussian', 'censored'),
       'solve.restarts': _int_at_least(1),
       'solve.output': _one_of(*OUTPUTS),
       'solve.n_init': _int_at_least(0),

@@ -183,6 +183,8 @@ def restore(config, params, *, task: str, clean: np.ndarray | None = None, corru
         recon[method] = classical.restore(task, corrupted, op_params, config.ops, param, name)
         continue
       spec, lr, lam = method_solve(scfg, method, record_every)
+      if method == 'csgm' and scfg.get('likelihood', 'gaussian') == 'censored':
+        spec = dataclasses.replace(spec, censor_sigma=op.noise_sigma)  # 0 for tasks without Gaussian noise
       target = codes if method in ('ge', 'ge_sample', 'ge_op') else corrupted
       known = method in solver.FORWARD_OBJECTIVES
       res = solver.solve_all(

@@ -58,6 +58,8 @@ class Operator:
     sample_params: (key, n) -> per-image params pytree with leading axis n ({} when none).
     code_only: True for 'compress': the solver only gets E(x), not an image.
     description: human-readable, with parameter values.
+    noise_sigma: std of the additive Gaussian noise before the clip (0: no such noise); what an
+      operator-aware solver needs for the censored likelihood of the clipped values.
   """
   name: str
   forward: Callable[[Array, Any], Array]
@@ -65,6 +67,7 @@ class Operator:
   sample_params: Callable[[Array, int], Any]
   code_only: bool = False
   description: str = ''
+  noise_sigma: float = 0.0
 
 
 def corrupt(op: Operator, key: Array, x: Array) -> tuple[Array, Any]:
@@ -239,7 +242,8 @@ def _blur_op(name: str, kernel: np.ndarray, description: str, ops_cfg: Any) -> O
     return _depthwise(x, kernel)
   if sigma:
     description += f', then Gaussian noise sigma {sigma:g} (on [-1, 1]), clipped to [-1, 1]'
-  return Operator(name, forward, _gaussian_noise(sigma), _no_params, description=description)
+  return Operator(name, forward, _gaussian_noise(sigma), _no_params, description=description,
+                  noise_sigma=float(sigma))
 
 
 # --- tasks --------------------------------------------------------------------------------------
@@ -249,7 +253,8 @@ def _denoise(ops_cfg: Any, shape: tuple[int, int, int]) -> Operator:
   del shape
   sigma = _number(ops_cfg, 'denoise_sigma', lo=0, what='>= 0')
   return Operator('denoise', _identity, _gaussian_noise(sigma), _no_params,
-                  description=f'additive Gaussian noise, sigma {sigma:g} (on [-1, 1]), clipped to [-1, 1]')
+                  description=f'additive Gaussian noise, sigma {sigma:g} (on [-1, 1]), clipped to [-1, 1]',
+                  noise_sigma=float(sigma))
 
 
 def _speckle(ops_cfg: Any, shape: tuple[int, int, int]) -> Operator:

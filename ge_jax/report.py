@@ -222,7 +222,8 @@ def variants_table(outdir: str) -> list[str]:
       cell = f'{np.mean(ps):.2f}' if ps else 'n/a'
       cells.append(cell + (f' / {np.mean(fd):.0f}' if fd and len(fd) == len(ps) else ''))
     front = 'n/a'
-    if ext:
+    ran_ge = any({'ge', 'ge_sample'} & set(t['methods']) for t in tasks)
+    if ext and ran_ge:
       on = sum(bool({'ge', 'ge_sample'} & set(pareto_front(pd_points(t, ext, BLIND)[0]))) for t in tasks)
       front = f'{on}/{len(tasks)}'
     lines.append(f'| {name} | {r["split"]}, {r["n_images"]} | {_variant_change(r)} | {len(tasks)} | '

@@ -61,8 +61,30 @@ def objective(nets, spec: SolverSpec, params: PyTree, z: Array, target: Array, o
   if spec.objective in ('ge', 'ge_op'):
     x = nets.E(params['autoencoder'], x)
   x = x.reshape((b, r) + x.shape[1:])
-  data = jnp.sum(jnp.square(x - target[:, None]), axis=tuple(range(2, x.ndim)))
+  if spec.censor_sigma > 0 and spec.objective == 'csgm':
+    residual = censored_square(x, target[:, None], spec.censor_sigma)
+  else:
+    residual = jnp.square(x - target[:, None])
+  data = jnp.sum(residual, axis=tuple(range(2, x.ndim)))
   return data + lam[:, None] * _prior(spec, z)
+
+
+def censored_square(pred: Array, y: Array, sigma: float) -> Array:
+  """2 sigma^2 x the negative log-likelihood of y = clip(pred + sigma n, -1, 1), per value, up to a constant.
+
+  Inside (-1, 1) that is (pred - y)^2, the usual square. A value clipped to -1 says only that
+  pred + sigma n <= -1, whose probability is Phi((-1 - pred) / sigma): its term
+  -2 sigma^2 log Phi((-1 - pred) / sigma) is ~0 for any pred well below -1 and grows like
+  (pred + 1)^2 above it (and the mirror image at +1). The plain square would instead pull pred to
+  -1 exactly, i.e. bias every clipped pixel (42% of them at sigma 0.6 on MNIST) towards the bound.
+  """
+  from jax.scipy.special import log_ndtr
+  edge = 1.0 - 1e-6
+  at_low, at_high = y <= -edge, y >= edge
+  inside = jnp.square(pred - y)
+  low = -2.0 * sigma**2 * log_ndtr((-1.0 - pred) / sigma)
+  high = -2.0 * sigma**2 * log_ndtr((pred - 1.0) / sigma)
+  return jnp.where(at_low, low, jnp.where(at_high, high, inside))
 
 
 def _prior(spec: SolverSpec, z: Array) -> Array:
@@ -115,6 +137,9 @@ class SolverSpec:
       restart's last z: a typical point of the posterior, not its mode. With the 'l2' prior, lam
       is the variance of the data term's per-value error; a MAP estimate under a Gaussian prior
       sits near z = 0, where G draws an average, blurred image).
+    censor_sigma: 'csgm' only: > 0 takes the measurements as y = clip(A(x) + censor_sigma n, -1, 1)
+      and uses that censored Gaussian likelihood (`censored_square`) instead of the plain square;
+      0 (default) is the plain square.
   """
   objective: str
   steps: int
@@ -125,6 +150,7 @@ class SolverSpec:
   record_every: int = 0
   output: str = 'best'
   sampler: str = 'adam'
+  censor_sigma: float = 0.0
 
   def __post_init__(self):
     if self.objective not in OBJECTIVES:
@@ -142,6 +168,8 @@ class SolverSpec:
       v = getattr(self, name)
       if not batching.is_int(v) or v < low:
         raise UserError(f'config.solve.{name}={v!r} must be an integer >= {low}.')
+    if not (isinstance(self.censor_sigma, (int, float)) and 0 <= self.censor_sigma < float('inf')):
+      raise UserError(f'censor_sigma={self.censor_sigma!r} must be a number >= 0 (the noise std, 0 = off).')
     if self.record_every > self.steps:
       raise UserError(f'config.solve.record_every={self.record_every} exceeds config.solve.steps='
                       f'{self.steps}; use 0 (off) or a value <= steps.')

@@ -224,4 +224,10 @@ def test_variants_table_shows_both_axes_and_the_front(tmp_path):
   assert cells[:4] == ['v1', 'val, 10', 'lam 0.01', '2'] and cells[-1] == '1/2'
   assert cells[4] == '21.00 / 30' and cells[6] == '16.50 / 40' and cells[7] == 'n/a'
   assert 'solve.lam_ge=1.0' in rows[1]  # no note: the run's config overrides say what changed
+  # A run without GE (e.g. CSGM alone) has no front to count.
+  os.makedirs(tmp_path / 'variants' / 'v3')
+  only = [dict(t, methods=dict(csgm=method(19.0, 30.0))) for t in tasks]
+  (tmp_path / 'variants' / 'v3' / 'results.json').write_text(json.dumps(dict(split='val', n_images=10, tasks=only)))
+  row = [l for l in report.variants_table(str(tmp_path)) if l.startswith('| v3 ')][0]
+  assert row.rstrip().endswith('| 19.00 / 30 | n/a |'), row
   assert report.variants_table(str(tmp_path / 'none')) == []

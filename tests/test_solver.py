@@ -115,6 +115,43 @@ def test_objective_is_data_term_plus_prior(spec):
   assert np.all(res.objective <= res.loss_trace.min(1))  # best along the trajectory, start included
 
 
+def test_censored_square_is_the_clipped_gaussian_likelihood():
+  sigma = 0.6
+  pred = jnp.linspace(-3.0, 3.0, 13)
+  inside = jnp.full_like(pred, 0.2)
+  np.testing.assert_allclose(solver.censored_square(pred, inside, sigma), (pred - 0.2)**2, rtol=1e-6)
+  low = solver.censored_square(pred, jnp.full_like(pred, -1.0), sigma)
+  high = solver.censored_square(pred, jnp.full_like(pred, 1.0), sigma)
+  assert low[0] < 1e-3 and np.all(np.diff(low) > 0)      # a clipped -1 allows any pred below -1
+  np.testing.assert_allclose(high, low[::-1], rtol=1e-5)   # mirror image at +1
+  # Maximum likelihood of a constant under clipped noise: the plain square is biased towards the
+  # bound (42% of the values are clipped here), the censored one recovers the truth.
+  truth = -0.9
+  y = jnp.clip(truth + sigma * jax.random.normal(jax.random.key(0), (40000,)), -1, 1)
+  grid = jnp.linspace(-1.5, 0.0, 301)
+  best = lambda loss: float(grid[jnp.argmin(jax.vmap(lambda a: jnp.sum(loss(a)))(grid))])
+  assert abs(best(lambda a: solver.censored_square(a, y, sigma)) - truth) < 0.02
+  assert best(lambda a: (a - y)**2) > truth + 0.15  # the mean of the clipped values: -0.705
+
+
+def test_csgm_objective_uses_the_censored_likelihood_only_when_asked():
+  x0 = images(3)
+  y = np.clip(x0 + 0.5 * np.random.default_rng(0).normal(size=x0.shape), -1, 1).astype(np.float32)
+  assert (np.abs(y) == 1).mean() > 0.1
+  z = latents(3, 4)[:, None]
+  identity = lambda x, p: x
+  plain = SolverSpec('csgm', steps=5, restarts=1, n_init=0)
+  censored = dataclasses.replace(plain, censor_sigma=0.5)
+  lam = jnp.zeros(3)
+  f = lambda spec: solver.objective(LIN, spec, LIN_PARAMS, z, y, {}, lam, identity)[:, 0]
+  x = LIN.G(LIN_PARAMS['generator'], z[:, 0])
+  np.testing.assert_allclose(f(plain), np.sum((x - y)**2, axis=(1, 2, 3)), rtol=1e-5)
+  np.testing.assert_allclose(f(censored), np.sum(solver.censored_square(x, y, 0.5), axis=(1, 2, 3)), rtol=1e-5)
+  assert np.all(np.abs(f(censored) - f(plain)) > 1e-3)
+  gan = solver.objective(LIN, dataclasses.replace(censored, objective='gan'), LIN_PARAMS, z, y, {}, lam)
+  np.testing.assert_allclose(gan[:, 0], f(plain), rtol=1e-6)  # blind methods keep the plain square
+
+
 def test_sphere_prior_stays_on_sphere():
   res = run(SPHERE, images(3), lr=0.3)
   assert res.z_trace.shape == (3, 30, 4)
@@ -270,6 +307,7 @@ def test_exploding_learning_rate_is_reported():
 @pytest.mark.parametrize('change', [
     dict(objective='pixels'), dict(prior='l3'), dict(schedule='linear'), dict(steps=0),
     dict(steps=2.5), dict(restarts=0), dict(n_init=-1), dict(record_every=-1), dict(record_every=99),
+    dict(censor_sigma=-0.1), dict(censor_sigma='0.3'),
 ])
 def test_bad_spec_is_a_user_error(change):
   fields = dict(objective='ge', steps=10, restarts=2, n_init=4) | change
