@@ -1,0 +1,62 @@
+"""One picture to judge a trained model by eye: 16 test images, 16 samples of G, 8 AE pairs.
+
+  python scripts/data_vs_G.py --config=configs/photos64.py --workdir=runs/photos64 \
+      --out=docs/img/photos64_data_vs_G.jpg
+
+Rows, top to bottom: two rows of test images; two rows of G(z), z ~ N(0, I) (seed 7); two rows of
+pairs (test image, Dec(E(image))). JPEG for photographs, PNG otherwise (by the extension).
+"""
+
+import argparse
+import importlib.util
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _config(path: str):
+  spec = importlib.util.spec_from_file_location('picture_config', path)
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod.get_config()
+
+
+def _rows(x: np.ndarray) -> np.ndarray:
+  """16 images (N, S, S, C) in [-1, 1] -> two rows of 8 with a 1-pixel white frame, uint8 RGB."""
+  x = ((np.clip(x, -1, 1) + 1) * 127.5).round().astype(np.uint8)
+  if x.shape[-1] == 1:
+    x = np.repeat(x, 3, axis=-1)
+  x = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=255)
+  s = x.shape[1]
+  return x.reshape(2, 8, s, s, 3).transpose(0, 2, 1, 3, 4).reshape(2 * s, 8 * s, 3)
+
+
+def main() -> None:
+  ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  ap.add_argument('--config', required=True)
+  ap.add_argument('--workdir', required=True)
+  ap.add_argument('--out', required=True)
+  args = ap.parse_args()
+  import jax
+  from PIL import Image
+  from ge_jax import api, data, models
+  c = _config(args.config)
+  model = api.load(args.workdir, c)
+  nets = models.Nets(c)
+  test = data.load(c.data).test
+  real = test[::max(1, len(test) // 16)][:16]
+  fake = np.asarray(nets.G(model.params['generator'], jax.random.normal(jax.random.key(7), (16, nets.latent_dim))))
+  rec = np.asarray(nets.reconstruct(model.params['autoencoder'], real[:8]))
+  pairs = np.stack([real[:8], rec], 1).reshape((16,) + real.shape[1:])
+  gap = np.full((6, 8 * (real.shape[1] + 2), 3), 255, np.uint8)
+  img = np.concatenate([_rows(real), gap, _rows(fake), gap, _rows(pairs)])
+  jpeg = args.out.lower().endswith(('.jpg', '.jpeg'))
+  Image.fromarray(img).save(args.out, **(dict(quality=92) if jpeg else dict(optimize=True)))
+  print(f'wrote {args.out} ({img.shape[1]}x{img.shape[0]})')
+
+
+if __name__ == '__main__':
+  main()
