@@ -368,3 +368,28 @@ def write_results(outdir: str, result: dict) -> None:
   if ext and result.get('figures', True):
     plot_pd(outdir, result['tasks'], ext)
   write_markdown(os.path.join(outdir, 'results.md'), result, outdir)
+
+
+def rerender(outdir: str) -> str:
+  """Writes <outdir>/results.md again from its results.json (after adding variants/ or editing NOTE.md)."""
+  from ge_jax.errors import UserError
+  path = os.path.join(outdir, 'results.json')
+  if not os.path.isfile(path):
+    raise UserError(f'{outdir} has no results.json; run `python -m ge_jax.evaluate --outdir={outdir}` first.')
+  with open(path) as f:
+    result = json.load(f)
+  out = os.path.join(outdir, 'results.md')
+  write_markdown(out, result, outdir)
+  return out
+
+
+if __name__ == '__main__':  # python -m ge_jax.report results/mnist: results.md again, variants included
+  import sys
+  from ge_jax import cli
+  if len(sys.argv) != 2:
+    sys.exit('usage: python -m ge_jax.report OUTDIR   (re-renders OUTDIR/results.md from its results.json)')
+
+  @cli.exit_on_user_error
+  def _main(_):
+    print(f'wrote {rerender(sys.argv[1])}')
+  _main(None)

@@ -125,3 +125,18 @@ def test_results_md_has_a_rock_table_only_with_rock_entries(tmp_path):
   plain = {m: _entry(e['psnr_mean']) for m, e in rock.items()}
   report.write_markdown(str(tmp_path / 'plain.md'), _result({'denoise-0.3': plain}), str(tmp_path))
   assert 'Rock metrics' not in open(tmp_path / 'plain.md').read()
+
+
+def test_report_rerenders_results_md_with_new_variants(tmp_path):
+  import json
+  from conftest import error_line, run_cli
+  out = tmp_path / 'r'
+  os.makedirs(out / 'variants' / 'val_new')
+  (out / 'results.json').write_text(json.dumps(_result({'denoise-0.3': dict(ae=_entry(20.0), ge=_entry(18.0))})))
+  var = dict(_result({'denoise-0.3': dict(ge=_entry(17.5))}), split='val', note='a new variant')
+  (out / 'variants' / 'val_new' / 'results.json').write_text(json.dumps(var))
+  proc = run_cli('-m', 'ge_jax.report', str(out))
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  md = open(out / 'results.md').read()
+  assert '| val_new | val, 4 | a new variant |' in md and '| denoise-0.3 |' in md
+  assert 'no results.json' in error_line(run_cli('-m', 'ge_jax.report', str(tmp_path / 'nothing')))
