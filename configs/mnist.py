@@ -12,6 +12,7 @@ def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.name = 'mnist'
   c.seed = 0
+  c.note = ''                   # what a tuning run changes, in words (--config.note=...; the variants table)
 
   # --- data ---------------------------------------------------------------
   c.data = ml_collections.ConfigDict()
