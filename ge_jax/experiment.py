@@ -281,8 +281,10 @@ def table(scores: dict) -> str:
   head = f'{"method":<10} {"PSNR (dB)":>16} {"SSIM":>16}'
   if rock:
     head += ''.join(f' {label:>9}' for _, label in ROCK_COLUMNS)
+  # Accuracy only where labels and the classifier exist (else the column would stay empty).
+  acc = ext and any('accuracy' in e.get('perception', {}).get(ext, {}) for e in scores['methods'].values())
   if ext:
-    head += f' {"FD (" + ext + ")":>22} {"KID x 1e3":>16} {"accuracy":>9}'
+    head += f' {"FD (" + ext + ")":>22} {"KID x 1e3":>16}' + (f' {"accuracy":>9}' if acc else '')
   lines = [f'task: {scores["task"]} ({scores["description"]}), {scores["n_images"]} images', head]
   for name, e in scores['methods'].items():
     if 'psnr_mean' in e:

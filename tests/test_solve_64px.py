@@ -84,6 +84,7 @@ def test_users_own_64px_folder_is_restored(trained64):
   # With clean images (a task corrupts them here), the scores are there, rock errors for the rock config.
   ge = m['methods']['ge']
   assert np.isfinite(ge['psnr_mean'])
+  assert 'FD (random)' in proc.stdout and 'accuracy' not in proc.stdout  # no labels: no empty accuracy column
   assert ('porosity_error_mean' in ge) == (t['base'] == 'rock64')
 
 
