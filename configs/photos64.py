@@ -3,7 +3,7 @@
   python train.py --config=configs/photos64.py
 
 10,000 train / 500 val / 500 test patches (scales 1, 1.5 and 2, left-right flips) from disjoint
-tiles of six photographs (ge_jax/photos.py). The same networks as configs/rock64.py, in colour.
+tiles of six photographs (ge_jax/photos.py). rock64's G and D in colour, its first AE (code 128, width 16).
 Your own photos instead: --config.data.source=folder --config.data.path=/data/photos (centre crop
 and resize; or --config.data.crop=random --config.data.crops_per_image=16 for 64x64 windows).
 """
@@ -24,4 +24,6 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.seed = 0               # patch positions, scales and flips
   c.declared_keys = ('data.train_size', 'data.seed')  # keys the base config lacks
   c.eval.domain_metrics = 'auto'  # not rock64's 'rock': photos are no porous medium
+  c.ae.code_dim = 128           # as trained for results/photos64 (20 min 37 s): rock64's first AE
+  c.ae.width = 16
   return c
