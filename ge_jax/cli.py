@@ -238,14 +238,17 @@ def check_outdir(path: str, overwrite: bool, marker: str, carry: tuple[str, ...]
 
 
 @contextlib.contextmanager
-def output_folder(path: str, overwrite: bool, marker: str, carry: tuple[str, ...] = ()):
+def output_folder(path: str, overwrite: bool, marker: str, carry: tuple[str, ...] = (),
+                  keep_as: tuple[tuple[str, str], ...] = ()):
   """Yields a fresh folder to write the results into; on success it becomes `path` as a whole.
 
   The results are written next to `path` (`<name>.partial-*`), then `path` is replaced by them
   with renames, so a reader never sees two runs' files mixed (stale figures of an older run) or a
   half-written set. An old results folder is replaced only with `overwrite`; its `carry` entries
-  (e.g. other runs kept in a subfolder) move into the new one. On failure the partial folder is
-  removed when empty and kept otherwise.
+  (e.g. other runs kept in a subfolder) move into the new one, and each file `old` of `keep_as`
+  ((old, new) name pairs, e.g. a hand-written NOTE.md) is kept under its `new` name: never lost,
+  never shown as if written for the new results. On failure the partial folder is removed when
+  empty and kept otherwise.
   """
   check_outdir(path, overwrite, marker, carry)
   full = os.path.abspath(path)
@@ -261,11 +264,20 @@ def output_folder(path: str, overwrite: bool, marker: str, carry: tuple[str, ...
     src = os.path.join(full, entry)
     if os.path.isdir(src):
       shutil.copytree(src, os.path.join(stage, entry), copy_function=os.link)
+  kept = []
+  for old_name, new_name in keep_as:
+    src = os.path.join(full, old_name)
+    if os.path.isfile(src):
+      os.link(src, os.path.join(stage, new_name))
+      kept.append((old_name, new_name))
   try:
     yield stage
   except BaseException:
     for entry in carry:
       shutil.rmtree(os.path.join(stage, entry), ignore_errors=True)
+    for _, new_name in kept:
+      with contextlib.suppress(OSError):
+        os.remove(os.path.join(stage, new_name))
     if not os.listdir(stage):
       shutil.rmtree(stage_root, ignore_errors=True)
     raise
@@ -275,3 +287,6 @@ def output_folder(path: str, overwrite: bool, marker: str, carry: tuple[str, ...
       os.rename(full, old)
     os.rename(stage, full)
   shutil.rmtree(stage_root, ignore_errors=True)
+  for old_name, new_name in kept:
+    print(f'note: the old {old_name} was written for the replaced results; it is kept as '
+          f'{os.path.join(path, new_name)} (update it, then rename it back to {old_name}).')

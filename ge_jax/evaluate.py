@@ -285,7 +285,8 @@ def main(argv):
   EvalSpec.from_config(config)  # a bad config.eval fails before any work
   cli.check_outdir(outdir, f.overwrite, 'results.json', carry=('variants',))
   command = 'python -m ge_jax.evaluate ' + ' '.join(a for a in sys.argv[1:])
-  with cli.output_folder(outdir, f.overwrite, 'results.json', carry=('variants',)) as stage:  # replaced whole
+  with cli.output_folder(outdir, f.overwrite, 'results.json', carry=('variants',),
+                         keep_as=(('NOTE.md', 'NOTE.previous.md'),)) as stage:  # replaced whole
     r = evaluate(config, workdir, stage, split=f.split, n=f.n, tasks=f.tasks, methods=f.methods,
                  figures=f.figures, progress=f.progress, command=command, note=config.get('note', ''))
   print(open(os.path.join(outdir, 'results.md')).read())

@@ -42,6 +42,18 @@ def test_overwrite_replaces_the_whole_folder_and_keeps_variants(tmp_path):
   assert sorted(os.listdir(tmp_path)) == ['res']
 
 
+def test_overwrite_keeps_a_hand_written_note_under_another_name(tmp_path, capsys):
+  out = tmp_path / 'res'
+  _old_results(out)
+  with cli.output_folder(str(out), True, 'results.json', carry=('variants',),
+                         keep_as=(('NOTE.md', 'NOTE.previous.md'),)) as stage:
+    assert not os.path.exists(os.path.join(stage, 'NOTE.md'))  # the new report does not show the old note
+    open(os.path.join(stage, 'results.json'), 'w').write('{"new": 1}')
+  assert _tree(out) == ['NOTE.previous.md', 'results.json', 'variants/v1/results.json']
+  assert (out / 'NOTE.previous.md').read_text() == 'old note'
+  assert 'NOTE.previous.md' in capsys.readouterr().out
+
+
 def test_a_failed_run_leaves_the_old_results_untouched(tmp_path):
   out = tmp_path / 'res'
   _old_results(out)
