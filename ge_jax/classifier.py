@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from absl import app, flags
+from absl import flags
 
 from ge_jax import batching, fileio
 from ge_jax.errors import UserError
@@ -149,4 +149,4 @@ def main(argv):
 if __name__ == '__main__':
   from ge_jax import cli as _cli
   _define_flags()
-  app.run(_cli.exit_on_user_error(main), flags_parser=_cli.parse_flags)
+  _cli.run(_cli.exit_on_user_error(main))  # Ctrl-C handling and a quiet exit, as the other CLIs

@@ -21,7 +21,7 @@ import os
 
 import jax
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 def _define_flags() -> None:
   """CLI flags, defined only when run as a program (importing this module defines none)."""
@@ -164,4 +164,4 @@ def main(argv):
 if __name__ == '__main__':
   from ge_jax import cli as _cli
   _define_flags()
-  app.run(_cli.exit_on_user_error(main), flags_parser=_cli.parse_flags)
+  _cli.run(_cli.exit_on_user_error(main))  # Ctrl-C handling and a quiet exit, as the other CLIs

@@ -13,3 +13,10 @@ def test_data_vs_g_picture(tiny_workdir, tmp_path):
   assert img.size == (8 * 30, 6 * 30 + 12) and img.mode == 'RGB'
   rows = img.getextrema()
   assert rows[0][0] < rows[0][1]  # not one flat colour
+
+
+def test_classifier_and_latent_viz_clis_fail_in_one_line(tmp_path):
+  from conftest import error_line
+  for module in ('ge_jax.classifier', 'ge_jax.latent_viz'):
+    line = error_line(run_cli('-m', module, f'--workdir={tmp_path / "none"}'))
+    assert 'train first' in line, (module, line)
