@@ -48,9 +48,9 @@ def _load_input(path, config, workdir: str = ''):
   kw = dict(image_size=d.image_size, channels=d.channels)
   if os.path.isdir(path):
     # Never resized: resampling a corrupted image changes the corruption to be undone.
-    kind = 'grayscale' if d.channels == 1 else 'colour (RGB)'
     expect = (f'the model in {workdir or "the workdir"} (config {config.name}) takes {d.image_size}x{d.image_size} '
-              f'{kind} images; crop or convert them to that first (solve.py does not resample its input)')
+              f'{data.channel_kind(d.channels)} images; crop or convert them to that first (solve.py does not '
+              'resample its input)')
     return data.load_folder(path, resize=False, expect=expect, **kw), None
   if os.path.exists(path) and not os.path.isfile(path):
     raise UserError(f'--input {path!r} is neither a file nor a folder; give an .npz file or an image folder.')

@@ -305,6 +305,11 @@ def _crop_seed(relpath: str) -> int:
   return zlib.crc32(relpath.replace(os.sep, '/').encode()) ^ SPLIT_SEED
 
 
+def channel_kind(channels: int) -> str:
+  """How an image of `channels` channels is named in messages: grayscale or colour (RGB)."""
+  return 'grayscale' if channels == 1 else 'colour (RGB)'
+
+
 def _read_image(file: str, image_size: int, channels: int, resize: bool, crop: str = 'center',
                 crops: int = 1, relpath: str = '', expect: str = '') -> np.ndarray:
   """One file as float32 (k, image_size, image_size, channels) in [0, 1]: k = 1 or ``crops``.
@@ -325,11 +330,9 @@ def _read_image(file: str, image_size: int, channels: int, resize: bool, crop: s
   file_channels = a.shape[-1]
   h, w = a.shape[:2]
   if expect and (file_channels != channels or (w, h) != (image_size, image_size)):
-    kind = 'grayscale' if file_channels == 1 else 'colour (RGB)'
-    raise UserError(f'{file} is a {w}x{h} {kind} image, but {expect}.')
+    raise UserError(f'{file} is a {w}x{h} {channel_kind(file_channels)} image, but {expect}.')
   if file_channels != channels:
-    kind = 'grayscale' if file_channels == 1 else 'colour (RGB)'
-    raise UserError(f'{file} is {kind} but the config expects {channels} '
+    raise UserError(f'{file} is {channel_kind(file_channels)} but the config expects {channels} '
                     f'channel(s); set config.data.channels={file_channels} '
                     'or convert the images.')
   if crop == 'random':

@@ -222,13 +222,18 @@ def _depthwise(x: Array, kernel: np.ndarray, stride: int = 1, pad: int | None = 
       precision=jax.lax.Precision.HIGHEST)
 
 
+def _normals(key: Array, y: Array) -> Array:
+  """Standard normal noise shaped like y, drawn per image from `key` (see `_per_image`)."""
+  return _per_image(lambda k: jax.random.normal(k, y.shape[1:], y.dtype), key, y.shape[0])
+
+
 def _gaussian_noise(sigma: float) -> Callable[[Array, Array], Array]:
   """(key, y) -> y + sigma * N(0, 1) per image, clipped to [-1, 1] (the identity's clip for sigma 0)."""
   if sigma == 0:
     return _no_noise
 
   def noise(key: Array, y: Array) -> Array:
-    n = _per_image(lambda k: jax.random.normal(k, y.shape[1:], y.dtype), key, y.shape[0])
+    n = _normals(key, y)
     return _clip(y + sigma * n)
   return noise
 
@@ -262,7 +267,7 @@ def _speckle(ops_cfg: Any, shape: tuple[int, int, int]) -> Operator:
   sigma = _number(ops_cfg, 'speckle_sigma', lo=0, what='>= 0')
 
   def noise(key: Array, y: Array) -> Array:
-    n = _per_image(lambda k: jax.random.normal(k, y.shape[1:], y.dtype), key, y.shape[0])
+    n = _normals(key, y)
     u = (y + 1) / 2
     return _clip(2 * (u * (1 + sigma * n)) - 1)
   return Operator('speckle', _identity, noise, _no_params,
