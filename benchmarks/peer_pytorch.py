@@ -68,21 +68,29 @@ class SameConv(nn.Module):
 
 
 class Upsample(nn.Module):
-  """3x3 conv to 4F channels + depth-to-space; weights permuted so that PixelShuffle applies."""
+  """subpixel: 3x3 conv to 4F channels + depth-to-space (weights permuted so that PixelShuffle
+  applies); resize: nearest-neighbour x2 + 3x3 conv to F channels."""
 
-  def __init__(self, cin: int, features: int, size: int):
+  def __init__(self, cin: int, features: int, size: int, mode: str = 'subpixel'):
     super().__init__()
-    self.conv = SameConv(cin, 4 * features, 3, 1, size)
-    self.shuffle = nn.PixelShuffle(2)
+    self.mode = mode
+    if mode == 'resize':
+      self.conv = SameConv(cin, features, 3, 1, 2 * size)
+    else:
+      self.conv = SameConv(cin, 4 * features, 3, 1, size)
+      self.shuffle = nn.PixelShuffle(2)
 
   def forward(self, x):
+    if self.mode == 'resize':
+      return self.conv(F.interpolate(x, scale_factor=2, mode='nearest'))
     return self.shuffle(self.conv(x))
 
 
 class Generator(nn.Module):
   """Mirror of ge_jax.models.Generator (NCHW)."""
 
-  def __init__(self, image_size, channels, width, base_size, latent_dim, norm='none', final='subpixel'):
+  def __init__(self, image_size, channels, width, base_size, latent_dim, norm='none', final='subpixel',
+               upsample='subpixel'):
     super().__init__()
     n = _num_up(image_size, base_size)
     widths = _widths(width, n)
@@ -92,13 +100,13 @@ class Generator(nn.Module):
     ups, cin, size = [], widths[0], base_size
     hidden = widths if final == 'conv' else widths[1:]
     for w in hidden:
-      ups.append(Upsample(cin, w, size))
+      ups.append(Upsample(cin, w, size, upsample))
       cin, size = w, size * 2
     self.ups = nn.ModuleList(ups)
     if final == 'conv':
       self.out = SameConv(cin, channels, 3, 1, size)
     else:
-      self.out = Upsample(cin, channels, size)
+      self.out = Upsample(cin, channels, size, upsample)
 
   def forward(self, z):
     h = self.fc(z).view(z.shape[0], self.w0, self.base, self.base)
@@ -168,6 +176,9 @@ def _load_conv(conv: SameConv, p, out_perm=None):
 
 def _load_upsample(up: Upsample, p):
   """Flax channel (p*2 + q) * F + f -> PixelShuffle's channel f * 4 + (p*2 + q)."""
+  if up.mode == 'resize':
+    _load_conv(up.conv, p['conv'])
+    return
   f = np.asarray(p['conv']['kernel']).shape[-1] // 4
   perm = [(t % 4) * f + t // 4 for t in range(4 * f)]
   _load_conv(up.conv, p['conv'], perm)
@@ -201,7 +212,8 @@ def build(config, params, device: str = 'cpu', trainable: bool = False) -> dict[
   s, ch = d.image_size, d.channels
   nets = {}
   if 'generator' in params:
-    g = Generator(s, ch, m.g_width, m.base_size, m.latent_dim, m.g_norm, m.g_final)
+    g = Generator(s, ch, m.g_width, m.base_size, m.latent_dim, m.g_norm, m.g_final,
+                  m.get('g_upsample', 'subpixel'))
     _load_generator(g, params['generator'], m.base_size, m.g_final)
     nets['G'] = g
   if 'autoencoder' in params:

@@ -36,6 +36,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.d_width = 32
   c.model.base_size = 7         # spatial size after G's first dense layer
   c.model.g_final = 'conv'       # conv (x2 stages, then 3x3 conv) | subpixel (last x2 straight to pixels)
+  c.model.g_upsample = 'subpixel'  # subpixel (depth-to-space) | resize (nearest x2 + conv: no checkerboard)
   c.model.g_norm = 'none'        # none | pixel (per-image feature normalisation in G)
   c.model.conv_impl = 'auto'    # auto (stride1 on CPU, xla elsewhere) | stride1 | xla | matmul: same maps and parameters
 
@@ -62,6 +63,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.ae.steps = 4000
   c.ae.batch_size = 64
   c.ae.lr = 1e-3
+  c.ae.lr_schedule = 'constant'  # constant | cosine (decays to lr_final_fraction * lr at the last step)
+  c.ae.lr_final_fraction = 0.0
   c.ae.kl_weight = 1e-3         # vae only
   c.ae.generated_fraction = 0.5 # share of each batch sampled from G (the method)
   c.ae.generated_scale = (1.0, 1.0)  # G's samples use z = s * N(0, I), s ~ U(lo, hi); (1, 1) = the prior
@@ -106,6 +109,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.solve.ge_sample.n_init = 1
   c.solve.ge_sample.lr = 0.01
   c.solve.ge_sample.lam = 0.1
+  # None: lam fixed. A count c > 0: lam estimated per image with the sample (an inverse-gamma prior
+  # worth c code values at lam; solver.SolverSpec.lam_count), for corruptions whose code errors differ.
+  c.solve.ge_sample.lam_count = config_dict.placeholder(float)
   c.solve.ge_sample.output = 'best'   # best (one posterior sample) | mean (mean of `restarts` samples)
 
   # --- corruption operators (parameters of each --task) ---------------------

@@ -35,7 +35,7 @@ _MISMATCH = re.compile(r'not compatible with the stored shape|[Ss]tructure misma
 # Each phase checks only its own, so a GAN can be shared by AEs of another code size.
 PHASE_SHAPE_KEYS = {
     'gan': ('data.image_size', 'data.channels', 'model.latent_dim', 'model.g_width', 'model.d_width',
-            'model.base_size', 'model.g_norm', 'model.g_final'),
+            'model.base_size', 'model.g_norm', 'model.g_final', 'model.g_upsample'),
     'ae': ('data.image_size', 'data.channels', 'ae.kind', 'ae.code_dim', 'ae.width'),
 }
 SHAPE_KEYS = PHASE_SHAPE_KEYS['gan'] + PHASE_SHAPE_KEYS['ae'][2:]

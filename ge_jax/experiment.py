@@ -93,7 +93,8 @@ def method_solve(solve_cfg, method: str, record_every: int = 0) -> tuple[solver.
   if method == 'ge_sample':
     s = solve_cfg.ge_sample
     spec = dataclasses.replace(spec, sampler='langevin', prior='l2', steps=s.steps, restarts=s.restarts,
-                               n_init=s.n_init, output=s.output, schedule='constant')
+                               n_init=s.n_init, output=s.output, schedule='constant',
+                               lam_count=s.get('lam_count', None))
     lr, lam = s.lr, s.lam
   else:
     lr, lam = method_setting(solve_cfg, 'lr', method), method_setting(solve_cfg, 'lam', method)

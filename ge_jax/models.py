@@ -101,17 +101,25 @@ class Conv(nn.Module):
 
 
 class Upsample(nn.Module):
-  """x2 learned upsampling, the sub-pixel form of a 4x4 stride-2 transposed convolution.
+  """x2 learned upsampling; mode 'subpixel' or 'resize'.
 
-  A 3x3 convolution to 4*features channels followed by depth-to-space: every output pixel of a
-  stride-2 transposed conv sees a 2x2 input neighbourhood, which a 3x3 window contains, so this is
-  the same family of maps as DCGAN's ConvTranspose(4, 2), computed without zero-dilated inputs.
+  subpixel: the sub-pixel form of a 4x4 stride-2 transposed convolution. A 3x3 convolution to
+  4*features channels followed by depth-to-space: every output pixel of a stride-2 transposed conv
+  sees a 2x2 input neighbourhood, which a 3x3 window contains, so this is the same family of maps
+  as DCGAN's ConvTranspose(4, 2), computed without zero-dilated inputs. Its four sub-pixel phases
+  have their own weights, which a GAN can leave unequal: a checkerboard (Odena et al., 2016).
+  resize: nearest-neighbour x2, then a 3x3 convolution to `features` (Odena et al.'s fix): the
+  same FLOPs, one set of weights for every output pixel, so no phase pattern.
   """
   features: int
   impl: str = 'xla'
+  mode: str = 'subpixel'
 
   @nn.compact
   def __call__(self, x):
+    if self.mode == 'resize':
+      x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+      return Conv(self.features, 3, 1, self.impl, name='conv')(x)
     return Conv(4 * self.features, 3, 1, self.impl, depth_to_space=True, name='conv')(x)
 
 
@@ -140,6 +148,7 @@ class Generator(nn.Module):
   impl: str = 'xla'
   norm: str = 'none'  # none | pixel
   final: str = 'subpixel'  # subpixel | conv
+  upsample: str = 'subpixel'  # subpixel | resize (Upsample's mode, every x2 stage)
 
   @nn.compact
   def __call__(self, z):
@@ -150,11 +159,11 @@ class Generator(nn.Module):
     h = norm(_leaky(h).reshape(z.shape[0], self.base_size, self.base_size, widths[0]))
     if self.final == 'conv':  # every x2 stage hidden, then a 3x3 conv to the image channels
       for i, w in enumerate(widths):
-        h = norm(_leaky(Upsample(w, self.impl, name=f'up{i}')(h)))
+        h = norm(_leaky(Upsample(w, self.impl, self.upsample, name=f'up{i}')(h)))
       return jnp.tanh(Conv(self.channels, 3, 1, self.impl, name='out')(h))
     for i, w in enumerate(widths[1:]):
-      h = norm(_leaky(Upsample(w, self.impl, name=f'up{i}')(h)))
-    h = Upsample(self.channels, self.impl, name='out')(h)  # last x2 straight to image channels
+      h = norm(_leaky(Upsample(w, self.impl, self.upsample, name=f'up{i}')(h)))
+    h = Upsample(self.channels, self.impl, self.upsample, name='out')(h)  # last x2 straight to image channels
     return jnp.tanh(h)
 
 
@@ -243,6 +252,7 @@ class ModelSpec:
   base_size: int
   g_norm: str
   g_final: str
+  g_upsample: str
   code_dim: int
   ae_width: int
   variational: bool
@@ -255,12 +265,16 @@ class ModelSpec:
       raise UserError(f"config.ae.kind={ae.kind!r} is not one of 'ae', 'vae'.")
     if m.g_final not in ('subpixel', 'conv'):
       raise UserError(f"config.model.g_final={m.g_final!r} is not one of 'subpixel', 'conv'.")
+    g_upsample = m.get('g_upsample', 'subpixel')
+    if g_upsample not in ('subpixel', 'resize'):
+      raise UserError(f"config.model.g_upsample={g_upsample!r} is not one of 'subpixel', 'resize'.")
     if m.g_norm not in ('none', 'pixel'):
       raise UserError(f"config.model.g_norm={m.g_norm!r} is not one of 'none', 'pixel'.")
     impl = resolve_conv_impl(m.conv_impl)
     num_upsamplings(d.image_size, m.base_size)
     return cls(image_size=d.image_size, channels=d.channels, latent_dim=m.latent_dim, g_width=m.g_width,
                d_width=m.d_width, base_size=m.base_size, g_norm=m.g_norm, g_final=m.g_final,
+               g_upsample=g_upsample,
                code_dim=ae.code_dim, ae_width=ae.width, variational=ae.kind == 'vae', conv_impl=impl)
 
   @property
@@ -276,7 +290,8 @@ def build(config) -> dict[str, nn.Module]:
   """The three modules of a config (or ModelSpec): {'generator', 'discriminator', 'autoencoder'}."""
   s = _spec(config)
   return dict(
-      generator=Generator(s.image_size, s.channels, s.g_width, s.base_size, s.conv_impl, s.g_norm, s.g_final),
+      generator=Generator(s.image_size, s.channels, s.g_width, s.base_size, s.conv_impl, s.g_norm, s.g_final,
+                          s.g_upsample),
       discriminator=Discriminator(s.image_size, s.d_width, s.base_size, s.conv_impl),
       autoencoder=AutoEncoder(s.image_size, s.channels, s.code_dim, s.ae_width, s.base_size, s.variational,
                               s.conv_impl),

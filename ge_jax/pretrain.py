@@ -23,7 +23,7 @@ from ge_jax import batching, checkpoint, data as data_lib, fileio, interrupts, m
 from ge_jax.errors import Interrupted, UserError
 from ge_jax.load import load_trained  # noqa: F401  (kept for callers of pretrain.load_trained)
 from ge_jax.models import Nets
-from ge_jax.train_state import gan_optimizers, init_ae_state, init_gan_state
+from ge_jax.train_state import ae_optimizer, gan_optimizers, init_ae_state, init_gan_state
 
 Array = jax.Array
 PHASES = ('gan', 'ae')
@@ -162,7 +162,7 @@ def make_ae_step(nets: Nets, ae_cfg, ops_cfg=None) -> Callable:
   so that E(P(x)) stays close to E(x), which GE's objective ||E(G(z)) - E(y)||^2 relies on.
   `ops_cfg` (config.ops) is needed only with augmentation.
   """
-  tx = optax.adam(ae_cfg.lr)
+  tx = ae_optimizer(ae_cfg)
   n_gen = generated_count(ae_cfg)
   scale_lo, scale_hi = generated_scale(ae_cfg)
   variational = ae_cfg.kind == 'vae'

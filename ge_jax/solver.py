@@ -137,6 +137,15 @@ class SolverSpec:
       restart's last z: a typical point of the posterior, not its mode. With the 'l2' prior, lam
       is the variance of the data term's per-value error; a MAP estimate under a Gaussian prior
       sits near z = 0, where G draws an average, blurred image).
+    lam_count: Langevin only. None (default): lam is fixed. A number c > 0: lam, the variance of
+      the data term's per-value error, is unknown and estimated with the sample: an inverse-gamma
+      prior on it worth c values at lam, integrated out, gives the energy
+        U(z) = (c + n) / 2 * log(c lam + f(z)) + ||z||^2 / 2      (n values in the data term),
+      whose gradient is that of the fixed-lam energy with lam_eff = (c lam + f(z)) / (c + n): the
+      current mean squared residual, shrunk towards lam. A corruption that leaves E(y) far from every
+      code of G's images (heavy blur, large holes) then weighs the prior more, one that leaves it
+      close (mild noise) weighs the code more. c > 0: at c = 0 (lam from the residual alone) the
+      energy falls without bound as f -> 0.
     censor_sigma: 'csgm' only: > 0 takes the measurements as y = clip(A(x) + censor_sigma n, -1, 1)
       and uses that censored Gaussian likelihood (`censored_square`) instead of the plain square;
       0 (default) is the plain square.
@@ -151,6 +160,7 @@ class SolverSpec:
   output: str = 'best'
   sampler: str = 'adam'
   censor_sigma: float = 0.0
+  lam_count: float | None = None
 
   def __post_init__(self):
     if self.objective not in OBJECTIVES:
@@ -168,6 +178,12 @@ class SolverSpec:
       v = getattr(self, name)
       if not batching.is_int(v) or v < low:
         raise UserError(f'config.solve.{name}={v!r} must be an integer >= {low}.')
+    if self.lam_count is not None:
+      if self.sampler != 'langevin':
+        raise UserError("lam_count (an estimated error variance) applies to sampler='langevin' only.")
+      if not (isinstance(self.lam_count, (int, float)) and 0 < self.lam_count < float('inf')):
+        raise UserError(f'lam_count={self.lam_count!r} must be a number > 0 (or None: lam fixed); at 0 the '
+                        'energy has no lower bound where G matches the code exactly.')
     if not (isinstance(self.censor_sigma, (int, float)) and 0 <= self.censor_sigma < float('inf')):
       raise UserError(f'censor_sigma={self.censor_sigma!r} must be a number >= 0 (the noise std, 0 = off).')
     if self.record_every > self.steps:
@@ -235,7 +251,8 @@ def solve_batch(nets, spec: SolverSpec, forward: Forward | None, params: PyTree,
   if spec.sampler == 'langevin':  # per (image, restart), independent of batch-mates
     per_image = jax.vmap(lambda i: jax.random.fold_in(jax.random.fold_in(key, i), _NOISE_STREAM))(indices)
     noise_keys = jax.vmap(lambda k: jax.vmap(lambda r: jax.random.fold_in(k, r))(jnp.arange(spec.restarts)))(per_image)
-  best_z, best_obj, objs, z_trace = _descend(spec, f, z0, lr, lam, noise_keys)
+  n_values = math.prod(target.shape[1:])  # values in the data term, per image
+  best_z, best_obj, objs, z_trace = _descend(spec, f, z0, lr, lam, noise_keys, n_values)
   return _select(spec, nets, params, best_z, best_obj, objs, z_trace)
 
 
@@ -266,10 +283,12 @@ def _initial_z(spec: SolverSpec, f: Callable, d: int, indices: Array, key: Array
   return best_z
 
 
-def _descend(spec: SolverSpec, f: Callable, z0: Array, lr: Array, lam: Array, noise_keys: Array | None):
+def _descend(spec: SolverSpec, f: Callable, z0: Array, lr: Array, lam: Array, noise_keys: Array | None,
+             n_values: int = 1):
   """K steps from z0 (B, R, d), per (image, restart): Adam, or Langevin (spec.sampler). Returns the
   best z and objective on the way (Adam; the last iterate included) or the last z (Langevin), the
-  objective before each step (K, B, R) and the recorded z."""
+  objective before each step (K, B, R) and the recorded z. n_values: the data term's values per
+  image (Langevin with spec.lam_count only)."""
   tx = optax.scale_by_adam(b1=ADAM_B1, b2=ADAM_B2, eps=ADAM_EPS)
   update = jax.vmap(jax.vmap(tx.update))
 
@@ -286,7 +305,15 @@ def _descend(spec: SolverSpec, f: Callable, z0: Array, lr: Array, lam: Array, no
     if spec.sampler == 'langevin':  # grad of U = obj / (2 lam): f's weight is 1 / (2 lam), the prior's 1/2
       noise = jax.vmap(jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, t.astype(jnp.int32)),
                                                             z.shape[-1:])))(noise_keys)
-      z = z - eta / (2 * lam[:, None, None]) * g + jnp.sqrt(2 * eta) * noise
+      lam_b = lam[:, None, None]
+      if spec.lam_count is None:
+        z = z - eta / (2 * lam_b) * g + jnp.sqrt(2 * eta) * noise
+      else:  # the data term alone (obj and g include lam ||z||^2), then lam_eff per (image, restart)
+        data = obj - lam[:, None] * jnp.sum(jnp.square(z), axis=-1)
+        grad_data = g - 2 * lam_b * z
+        c = spec.lam_count
+        lam_eff = ((c * lam[:, None] + jnp.maximum(data, 0.0)) / (c + n_values))[..., None]
+        z = z - eta / (2 * lam_eff) * grad_data - eta * z + jnp.sqrt(2 * eta) * noise
       return (z, opt_state, best_z, best_obj), obj
     best_z, best_obj = _keep_better(z, obj, best_z, best_obj)
     u, opt_state = update(g, opt_state)

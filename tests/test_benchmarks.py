@@ -40,11 +40,12 @@ def test_solver_benchmark_writes_its_keys(tmp_path):
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason='torch is an optional benchmark dependency')
-@pytest.mark.parametrize('g_final,g_norm', [('conv', 'none'), ('subpixel', 'pixel')])
-def test_torch_peer_loads_the_same_networks(g_final, g_norm):
+@pytest.mark.parametrize('g_final,g_norm,g_upsample', [('conv', 'none', 'subpixel'), ('subpixel', 'pixel', 'subpixel'),
+                                                      ('conv', 'none', 'resize')])
+def test_torch_peer_loads_the_same_networks(g_final, g_norm, g_upsample):
   from benchmarks import peer_pytorch as pt
   cfg = mnist_tiny.get_config()
-  cfg.model.g_final, cfg.model.g_norm = g_final, g_norm
+  cfg.model.g_final, cfg.model.g_norm, cfg.model.g_upsample = g_final, g_norm, g_upsample
   params = jax.jit(lambda k: models.init_params(cfg, k))(jax.random.key(0))
   errs = pt.check_conversion(cfg, params, pt.build(cfg, params))
   assert set(errs) == {'G', 'E', 'Dec', 'D'}

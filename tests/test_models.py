@@ -141,3 +141,34 @@ def test_apply_batched_matches_direct_calls_and_compiles_once(tiny_config):
   assert traces == [(4, 28, 28, 1)]
   np.testing.assert_allclose(first, models.Nets(tiny_config).E(params, x), rtol=1e-5, atol=1e-6)
   np.testing.assert_array_equal(again, first[:5])
+
+
+@pytest.mark.parametrize('impl', ['xla', 'stride1'])
+def test_resize_upsampling_draws_no_checkerboard(impl):
+  """A spatially constant input: the sub-pixel x2 (four phases, four sets of weights) returns a 2x2
+  periodic pattern; nearest-neighbour x2 + conv (mode 'resize') returns a constant away from the
+  border, whatever the weights. The pattern a GAN can keep is the checkerboard of the RGB G."""
+  x = jnp.ones((1, 6, 6, 3))
+  interior = lambda y: np.asarray(y[0, 2:-2, 2:-2])
+  for mode, periodic in (('subpixel', True), ('resize', False)):
+    up = models.Upsample(4, impl, mode)
+    y = up.apply(up.init(jax.random.key(0), x), x)
+    assert y.shape == (1, 12, 12, 4)
+    spread = np.ptp(interior(y).reshape(-1, 4), axis=0).max()
+    assert (spread > 1e-2) == periodic, (mode, spread)
+
+
+def test_generator_upsampling_modes(tiny_config):
+  """g_upsample='resize' keeps G's output shape, changes its parameter shapes, and is checked."""
+  shapes = {}
+  for mode in ('subpixel', 'resize'):
+    tiny_config.model.g_upsample = mode
+    params = models.init_params(tiny_config, jax.random.key(0))
+    z = jnp.zeros((2, tiny_config.model.latent_dim))
+    x = models.Nets(tiny_config).G(params['generator'], z)
+    assert x.shape == (2,) + models.ModelSpec.from_config(tiny_config).image_shape
+    shapes[mode] = jax.tree.map(jnp.shape, params['generator'])
+  assert shapes['subpixel'] != shapes['resize']
+  tiny_config.model.g_upsample = 'bilinear'
+  with pytest.raises(UserError, match='g_upsample'):
+    models.ModelSpec.from_config(tiny_config)

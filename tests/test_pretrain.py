@@ -177,3 +177,25 @@ def test_tensorboard_has_losses_and_pictures(tiny_workdir, tiny_config):
     assert any(tag == picture for _, tag in values)
     with open(os.path.join(tiny_workdir, phase, 'log.jsonl')) as f:
       assert len(f.readlines()) == len(steps)  # the same records as the JSONL log
+
+
+def test_ae_cosine_schedule_decays_to_its_final_fraction():
+  """ae.lr_schedule='cosine': Adam's first step moves by ~lr, the last by ~lr_final_fraction * lr."""
+  import ml_collections
+  import optax
+  from ge_jax.train_state import ae_optimizer
+  cfg = ml_collections.ConfigDict(dict(lr=0.1, lr_schedule='cosine', lr_final_fraction=0.2, steps=10))
+  tx = ae_optimizer(cfg)
+  p = jnp.zeros(3)
+  state = tx.init(p)
+  sizes = []
+  for _ in range(11):
+    u, state = tx.update(jnp.ones(3), state, p)
+    sizes.append(float(jnp.abs(u[0])))
+  np.testing.assert_allclose([sizes[0], sizes[10]], [0.1, 0.02], rtol=1e-3)
+  assert sizes[5] < sizes[0]
+  const = ae_optimizer(ml_collections.ConfigDict(dict(lr=0.1, lr_schedule='constant', steps=10)))
+  u, _ = const.update(jnp.ones(3), const.init(p), p)
+  np.testing.assert_allclose(abs(float(u[0])), 0.1, rtol=1e-3)
+  with pytest.raises(UserError, match='lr_schedule'):
+    ae_optimizer(ml_collections.ConfigDict(dict(lr=0.1, lr_schedule='linear', steps=10)))

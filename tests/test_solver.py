@@ -420,8 +420,35 @@ def test_langevin_matches_the_data_when_its_noise_is_small():
   assert np.median(res.objective / res.loss_trace[:, 0]) < 0.05
 
 
+def test_langevin_with_a_huge_count_keeps_lam_fixed():
+  """lam_count c: lam_eff = (c lam + f) / (c + n) -> lam as c grows: the same chain as fixed lam."""
+  m = np.array(LIN.E(LIN_PARAMS['autoencoder'], images(8)))
+  fixed = run(dataclasses.replace(LANGEVIN, steps=100), m, lr=4e-5, lam=1e-3, batch_size=8)
+  counted = run(dataclasses.replace(LANGEVIN, steps=100, lam_count=1e12), m, lr=4e-5, lam=1e-3, batch_size=8)
+  np.testing.assert_allclose(counted.z, fixed.z, rtol=1e-3, atol=1e-4)
+
+
+def test_langevin_estimates_lam_from_a_code_it_cannot_match():
+  """A target code far off every E(G(z)) (residual per value ~1e4) outweighs the guess lam = 1e-3
+  at a small count: lam_eff ~ the residual, the data term fades and z is drawn from the prior, where
+  the fixed lam = 1e-3 would pull z far out to fit the reachable part of the code."""
+  rng = np.random.default_rng(0)
+  m = (100.0 * rng.standard_normal((64, LIN.code_dim))).astype(np.float32)
+  res = run(dataclasses.replace(LANGEVIN, lam_count=1.0), m, lr=0.05, lam=1e-3, batch_size=64)
+  ratio = np.mean(np.sum(res.z ** 2, axis=1)) / LIN.latent_dim
+  assert abs(ratio - 1.0) < 0.3, ratio
+  # where fixed lam = 1e-3 puts z: the least-squares fit of m by z W V, far beyond the prior's |z|
+  a = np.asarray(LIN_PARAMS['generator']['W'] @ LIN_PARAMS['autoencoder']['V'])
+  fit = np.linalg.lstsq(a.T, m.T, rcond=None)[0].T
+  assert np.mean(np.sum(fit ** 2, axis=1)) / LIN.latent_dim > 100
+
+
 def test_langevin_rejects_bad_settings():
   with pytest.raises(UserError, match="prior='l2'"):
     SolverSpec('ge', steps=2, restarts=1, n_init=1, sampler='langevin', prior='sphere')
+  with pytest.raises(UserError, match='lam_count'):
+    SolverSpec('ge', steps=2, restarts=1, n_init=1, sampler='langevin', lam_count=0.0)
+  with pytest.raises(UserError, match='langevin'):
+    SolverSpec('ge', steps=2, restarts=1, n_init=1, lam_count=8.0)
   with pytest.raises(UserError, match='lam > 0'):
     run(LANGEVIN, np.zeros((2, LIN.code_dim), np.float32), lam=0.0)
