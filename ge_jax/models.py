@@ -68,34 +68,61 @@ def resolve_conv_impl(impl: str, backend: str | None = None) -> str:
   return impl
 
 
+# Nearest-neighbour x2, then a 3x3 'SAME' conv: output pixel (2i + p, 2j + q) sees input rows
+# i + floor((p + a) / 2) for the kernel's row offsets a = -1, 0, 1, i.e. taps a that land on the same
+# input pixel add up. _PHASE_TAPS[p][d, a] = 1 where tap a lands on input offset d - 1 for phase p.
+_PHASE_TAPS = np.array([[[1, 0, 0], [0, 1, 1], [0, 0, 0]],    # p = 0: offsets -1 <- a=-1; 0 <- a=0, 1
+                        [[0, 0, 0], [1, 1, 0], [0, 0, 1]]],   # p = 1: offsets 0 <- a=-1, 0; +1 <- a=1
+                       np.float32)
+
+
+def nearest_x2_as_subpixel(kern: Array, bias: Array) -> tuple[Array, Array]:
+  """A 3x3 kernel (3, 3, Cin, F) applied after nearest x2 -> the sub-pixel kernel (3, 3, Cin, 4F)
+  and bias (4F,) of the same map (channel (p * 2 + q) * F + f, as Conv's depth_to_space). Exact,
+  borders included: the zero padding of the upsampled image is the input's zero padding."""
+  m = jnp.asarray(_PHASE_TAPS, kern.dtype)
+  k4 = jnp.einsum('pda,qeb,abcf->decpqf', m, m, kern)  # (3, 3, Cin, 2, 2, F)
+  return k4.reshape(kern.shape[:3] + (4 * kern.shape[3],)), jnp.tile(bias, 4)
+
+
 class Conv(nn.Module):
   """k x k convolution, 'SAME' padding, HWIO kernel, bias; impl 'auto' or in CONV_IMPLS (identical maps).
 
   depth_to_space: the output's 4 * F channels become a x2 larger image of F channels (channel
   (p * 2 + q) * F + f goes to pixel (2h + p, 2w + q), channel f): a sub-pixel upsampling.
+  nearest_x2 (3x3 kernels): the conv of the nearest-neighbour x2 upsampled input, `features`
+  channels, computed as the equivalent sub-pixel conv (`nearest_x2_as_subpixel`): the parameters of
+  the plain conv, the speed of the sub-pixel one.
   """
   features: int
   kernel: int
   stride: int = 1
   impl: str = 'xla'
   depth_to_space: bool = False
+  nearest_x2: bool = False
 
   @nn.compact
   def __call__(self, x):
     cin = x.shape[-1]
     kern = self.param('kernel', nn.initializers.lecun_normal(), (self.kernel, self.kernel, cin, self.features))
     bias = self.param('bias', nn.initializers.zeros_init(), (self.features,))
+    to_space, out = self.depth_to_space, self.features
+    if self.nearest_x2:
+      if self.kernel != 3 or self.stride != 1 or self.depth_to_space:
+        raise ValueError('nearest_x2 takes a 3x3 stride-1 conv without depth_to_space.')
+      kern, bias = nearest_x2_as_subpixel(kern, bias)
+      to_space, out = True, 4 * self.features
     impl = resolve_conv_impl(self.impl)
-    if self.depth_to_space and cpu_conv.upsample_fused(impl, self.features // 4):
+    if to_space and cpu_conv.upsample_fused(impl, out // 4):
       return cpu_conv.upsample(x, kern, bias)
     if impl == 'xla':
       y = cpu_conv.xla_conv(x, kern, self.stride) + bias
     else:
       y = cpu_conv.conv(x, kern, self.stride, impl) + bias
-    if not self.depth_to_space:
+    if not to_space:
       return y
     b, h, w, _ = y.shape
-    f = self.features // 4
+    f = out // 4
     y = y.reshape(b, h, w, 2, 2, f).transpose(0, 1, 3, 2, 4, 5)
     return y.reshape(b, 2 * h, 2 * w, f)
 
@@ -108,8 +135,9 @@ class Upsample(nn.Module):
   sees a 2x2 input neighbourhood, which a 3x3 window contains, so this is the same family of maps
   as DCGAN's ConvTranspose(4, 2), computed without zero-dilated inputs. Its four sub-pixel phases
   have their own weights, which a GAN can leave unequal: a checkerboard (Odena et al., 2016).
-  resize: nearest-neighbour x2, then a 3x3 convolution to `features` (Odena et al.'s fix): the
-  same FLOPs, one set of weights for every output pixel, so no phase pattern.
+  resize: nearest-neighbour x2, then a 3x3 convolution to `features` (Odena et al.'s fix): one
+  set of weights for every output pixel, so no phase pattern. Computed as the equal sub-pixel
+  conv (Conv's nearest_x2), at the sub-pixel form's speed.
   """
   features: int
   impl: str = 'xla'
@@ -118,8 +146,7 @@ class Upsample(nn.Module):
   @nn.compact
   def __call__(self, x):
     if self.mode == 'resize':
-      x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
-      return Conv(self.features, 3, 1, self.impl, name='conv')(x)
+      return Conv(self.features, 3, 1, self.impl, nearest_x2=True, name='conv')(x)
     return Conv(4 * self.features, 3, 1, self.impl, depth_to_space=True, name='conv')(x)
 
 

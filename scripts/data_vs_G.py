@@ -5,6 +5,9 @@
 
 Rows, top to bottom: two rows of test images; two rows of G(z), z ~ N(0, I) (seed 7); two rows of
 pairs (test image, Dec(E(image))). JPEG for photographs, PNG otherwise (by the extension).
+--fd N also prints the Frechet distance, on the fixed random CNN's features (ge_jax.perception),
+between N samples of G and N test images, beside that of the test images to N validation images
+(two real sets: the floor a perfect G would reach at this N).
 """
 
 import argparse
@@ -39,6 +42,7 @@ def main() -> None:
   ap.add_argument('--config', required=True)
   ap.add_argument('--workdir', required=True)
   ap.add_argument('--out', required=True)
+  ap.add_argument('--fd', type=int, default=0, help='also print the random-CNN FD of N G samples to N test images')
   args = ap.parse_args()
   import jax
   from PIL import Image
@@ -56,6 +60,23 @@ def main() -> None:
   jpeg = args.out.lower().endswith(('.jpg', '.jpeg'))
   Image.fromarray(img).save(args.out, **(dict(quality=92) if jpeg else dict(optimize=True)))
   print(f'wrote {args.out} ({img.shape[1]}x{img.shape[0]})')
+  if args.fd:
+    _print_fd(c, nets, model, args.fd)
+
+
+def _print_fd(c, nets, model, n: int) -> None:
+  import jax
+  from ge_jax import data, models, perception
+  ds = data.load(c.data)
+  n = min(n, len(ds.test), len(ds.val))
+  ext = perception.random_extractor(nets.image_shape)
+  z = jax.random.normal(jax.random.key(8), (n, nets.latent_dim))
+  samples = models.apply_batched(nets.G, model.params['generator'], np.asarray(z), 250)
+  test, val, fake = (ext.features(x) for x in (ds.test[:n], ds.val[:n], samples))
+  fd = lambda a, b: (perception.frechet_distance(a, b), perception.frechet_distance_se(a, b))
+  (g, g_se), (v, v_se) = fd(test, fake), fd(test, val)
+  print(f'random-CNN FD to {n} test images: G samples {g:.3g} +- {g_se:.2g}; '
+        f'{n} validation images {v:.3g} +- {v_se:.2g}')
 
 
 if __name__ == '__main__':
