@@ -39,6 +39,9 @@ PHASE_SHAPE_KEYS = {
     'ae': ('data.image_size', 'data.channels', 'ae.kind', 'ae.code_dim', 'ae.width'),
 }
 SHAPE_KEYS = PHASE_SHAPE_KEYS['gan'] + PHASE_SHAPE_KEYS['ae'][2:]
+# Config fields that fix the optimizer state's structure: checked when a phase resumes training
+# (not when its parameters are loaded for solving).
+OPTIMIZER_KEYS = {'gan': (), 'ae': ('ae.lr_schedule',)}
 
 
 def _get(cfg: dict, dotted: str):

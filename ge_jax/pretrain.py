@@ -308,7 +308,7 @@ def _run_phase(*, name: str, phase_cfg, config, workdir: str, state: dict, step_
   # leaves nothing to save): the last completed step is saved, then Interrupted is raised.
   with interrupts.deferred(), checkpoint.Checkpoints(
       os.path.join(phase_dir, 'checkpoints'), keep=int(phase_cfg.keep),
-      shape_keys=checkpoint.PHASE_SHAPE_KEYS[name]) as ckpts:
+      shape_keys=checkpoint.PHASE_SHAPE_KEYS[name] + checkpoint.OPTIMIZER_KEYS[name]) as ckpts:
     restored, start = ckpts.restore(state, config, set_aside_damaged=True)
     if restored is not None:
       state = restored

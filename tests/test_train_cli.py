@@ -32,6 +32,10 @@ def test_tiny_run_then_rerun_resumes_without_retraining(tmp_path):
   second = run_cli('train.py', TINY, f'--workdir={w}', '--noprogress')
   assert second.returncode == 0, second.stderr[-3000:]
   assert '[gan] already trained' in second.stdout and '[ae] already trained' in second.stdout
+  # another AE learning-rate schedule keeps another optimizer state: refused in one sentence
+  other = run_cli('train.py', TINY, f'--workdir={w}', '--noprogress', '--config.ae.lr_schedule=cosine')
+  assert other.returncode == 2, other.stderr[-3000:]
+  assert "ae.lr_schedule: saved 'constant', now 'cosine'" in _error_line(other)
 
 
 def test_kill_minus_9_then_rerun_resumes(tmp_path):
