@@ -50,7 +50,8 @@ def main() -> None:
   c = _config(args.config)
   model = api.load(args.workdir, c)
   nets = models.Nets(c)
-  test = data.load(c.data).test
+  ds = data.load(c.data)
+  test = ds.test
   real = test[::max(1, len(test) // 16)][:16]
   fake = np.asarray(nets.G(model.params['generator'], jax.random.normal(jax.random.key(7), (16, nets.latent_dim))))
   rec = np.asarray(nets.reconstruct(model.params['autoencoder'], real[:8]))
@@ -61,13 +62,12 @@ def main() -> None:
   Image.fromarray(img).save(args.out, **(dict(quality=92) if jpeg else dict(optimize=True)))
   print(f'wrote {args.out} ({img.shape[1]}x{img.shape[0]})')
   if args.fd:
-    _print_fd(c, nets, model, args.fd)
+    _print_fd(ds, nets, model, args.fd)
 
 
-def _print_fd(c, nets, model, n: int) -> None:
+def _print_fd(ds, nets, model, n: int) -> None:
   import jax
-  from ge_jax import data, models, perception
-  ds = data.load(c.data)
+  from ge_jax import models, perception
   n = min(n, len(ds.test), len(ds.val))
   ext = perception.random_extractor(nets.image_shape)
   z = jax.random.normal(jax.random.key(8), (n, nets.latent_dim))

@@ -7,8 +7,11 @@ from conftest import run_cli
 
 def test_data_vs_g_picture(tiny_workdir, tmp_path):
   out = tmp_path / 'dvg.png'
-  proc = run_cli('scripts/data_vs_G.py', '--config=configs/mnist_tiny.py', f'--workdir={tiny_workdir}', f'--out={out}')
+  proc = run_cli('scripts/data_vs_G.py', '--config=configs/mnist_tiny.py', f'--workdir={tiny_workdir}', f'--out={out}',
+                 '--fd=64')
   assert proc.returncode == 0, proc.stderr[-3000:]
+  fd_line = [l for l in proc.stdout.splitlines() if l.startswith('random-CNN FD to 64 test images')]
+  assert len(fd_line) == 1 and 'G samples' in fd_line[0] and 'validation images' in fd_line[0], proc.stdout
   img = Image.open(out)
   assert img.size == (8 * 30, 6 * 30 + 12) and img.mode == 'RGB'
   rows = img.getextrema()
