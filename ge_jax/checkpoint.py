@@ -115,18 +115,32 @@ class Checkpoints:
       except OSError:
         pass  # a read-only checkpoint folder: the sizes only sharpen a later damage report
 
-  def _culprit(self, step: int, error: BaseException, default: str = '') -> str:
-    """The file of a damaged step: one whose size changed, an empty one, or one the error names."""
+  def _resized(self, step: int) -> tuple[str, BaseException] | None:
+    """(path, error) for the first file of `step` whose size differs from the one recorded at save.
+
+    Checked before Orbax reads the step: a failed Orbax read leaves TensorStore reads pending,
+    which print hundreds of traceback lines from background threads when they are dropped.
+    """
     d = self._step_dir(step)
     try:
       with open(os.path.join(d, SIZES_FILE)) as f:
         sizes = json.load(f)
     except (OSError, ValueError):
-      sizes = {}
+      return None  # no record (an older or read-only run): Orbax's own checks decide
     for rel, size in sizes.items():
       path = os.path.join(d, rel)
-      if not os.path.exists(path) or os.path.getsize(path) != size:
-        return path
+      if not os.path.exists(path):
+        return path, _SizeChanged(f'missing; it had {size} bytes when saved')
+      if os.path.getsize(path) != size:
+        return path, _SizeChanged(f'{os.path.getsize(path)} bytes; it had {size} when saved')
+    return None
+
+  def _culprit(self, step: int, error: BaseException, default: str = '') -> str:
+    """The file of a damaged step: one whose size changed, an empty one, or one the error names."""
+    d = self._step_dir(step)
+    resized = self._resized(step)
+    if resized:
+      return resized[0]
     for root, _, files in os.walk(d):
       for f in sorted(files):
         if os.path.getsize(os.path.join(root, f)) == 0:
@@ -169,6 +183,10 @@ class Checkpoints:
     damaged = []
     abstract = jax.tree.map(_abstract, target)
     for s in steps:
+      resized = self._resized(s)
+      if resized:
+        damaged.append((s, *resized))
+        continue
       try:
         saved = self.saved_config(s) if config is not None else None
       except Exception as e:  # noqa: BLE001 - Orbax, JSON and TensorStore all raise their own types
@@ -208,8 +226,14 @@ class Checkpoints:
     self.close()
 
 
+class _SizeChanged(Exception):
+  """A checkpoint file whose size differs from the one recorded when it was saved."""
+
+
 def _reason(e: BaseException) -> str:
   text = ' '.join(str(e).split())
+  if isinstance(e, _SizeChanged):
+    return text
   return (f'{type(e).__name__}: {text}' if text else type(e).__name__)[:120]
 
 

@@ -457,12 +457,17 @@ def train_and_evaluate(config, workdir: str, *, progress: bool = True, mesh=None
   gan = train_gan(config, workdir, dataset, mesh=mesh, progress=progress)
   t_gan = time.time() - t0
   ae = train_ae(config, workdir, dataset, gan['g_ema'], mesh=mesh, progress=progress)
+  # Validation is the split to compare AE settings on; test is the number to report.
+  ev_val = evaluate_ae(config, ae['ae'], dataset.val) if len(dataset.val) else None
   ev = evaluate_ae(config, ae['ae'], dataset.test)
   summary = dict(config=config.name, data=dataset.source, gan_steps=int(gan['step']), ae_steps=int(ae['step']),
-                 ae_test=ev, seconds_this_run=round(time.time() - t0, 1), seconds_gan_this_run=round(t_gan, 1))
+                 ae_val=ev_val, ae_test=ev, seconds_this_run=round(time.time() - t0, 1),
+                 seconds_gan_this_run=round(t_gan, 1))
   if parallel.is_primary():
     fileio.write_json(os.path.join(workdir, 'summary.json'), summary, indent=2)
-  print(f'AE reconstruction on the {ev["n"]} held-out test images: PSNR {ev["psnr"]["mean"]:.2f} '
-        f'+- {ev["psnr"]["se"]:.2f} dB, SSIM {ev["ssim"]["mean"]:.3f}.')
+  for split, e in (('validation', ev_val), ('held-out test', ev)):
+    if e is not None:
+      print(f'AE reconstruction on the {e["n"]} {split} images: PSNR {e["psnr"]["mean"]:.2f} '
+            f'+- {e["psnr"]["se"]:.2f} dB, SSIM {e["ssim"]["mean"]:.3f}.')
   print(f'done in {time.time() - t0:.0f} s; checkpoints, samples and logs are in {workdir}')
   return summary

@@ -121,6 +121,8 @@ def test_training_resumes_from_the_intact_step_and_keeps_the_damaged_one(tiny_wo
   assert proc.returncode == 0, proc.stderr[-3000:]
   warning = [l for l in proc.stderr.splitlines() if l.startswith('warning:')]
   assert len(warning) == 1 and 'step 40' in warning[0] and os.path.basename(bad) in warning[0], proc.stderr
+  assert 'when saved' in warning[0]  # found by the recorded size, before Orbax reads the step
+  assert 'Traceback' not in proc.stderr and 'Exception ignored' not in proc.stderr, proc.stderr[-3000:]
   assert '[gan] resuming from step 20 of 40' in proc.stdout
   assert os.path.isdir(f'{w}/gan/checkpoints/40') and os.path.isdir(f'{w}/gan/checkpoints_damaged/40')
   moved = f'{w}/gan/checkpoints_damaged/40/' + os.path.relpath(bad, f'{w}/gan/checkpoints/40')
@@ -141,3 +143,18 @@ def test_cli_with_no_intact_step_prints_one_line_and_no_shutdown_noise(tiny_work
   assert len(lines) == 1 and lines[0].startswith('error: no intact checkpoint'), proc.stderr[-3000:]
   assert 'step 40' in lines[0] and 'step 20' in lines[0] and 'metadata' in lines[0]
   assert _files(w) == before and not os.path.exists(f'{tmp_path}/o')
+
+
+def test_solve_on_a_truncated_array_file_prints_one_warning_and_nothing_else(tiny_workdir, tmp_path):
+  """A failed Orbax read used to leave TensorStore reads pending: ~2,000 traceback lines at exit."""
+  w = str(tmp_path / 'w')
+  shutil.copytree(tiny_workdir, w)
+  arrays = glob.glob(f'{w}/ae/checkpoints/40/state/ocdbt.process_0/d/*')
+  for path in arrays:
+    _damage(path, 'half')
+  proc = run_cli('solve.py', '--batch', TINY, f'--workdir={w}', f'--outdir={tmp_path}/o', '--noprogress',
+                 '--n=8', '--methods=ae')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  lines = [l for l in proc.stderr.splitlines() if l.strip()]
+  assert len(lines) == 1 and lines[0].startswith('warning: checkpoint step 40'), proc.stderr[-3000:]
+  assert any(p in lines[0] for p in arrays) and 'using step 20' in lines[0]

@@ -93,6 +93,8 @@ def test_tiny_run_leaves_checkpoints_pictures_and_logs(tiny_workdir, tiny_config
   assert os.path.getsize(os.path.join(tiny_workdir, 'ae', 'reconstructions.png')) > 0
   summary = json.load(open(os.path.join(tiny_workdir, 'summary.json')))
   assert summary['ae_test']['n'] == tiny_config.data.test_size
+  assert summary['ae_val']['n'] == tiny_config.data.val_size > 0
+  assert summary['ae_val']['psnr']['mean'] != summary['ae_test']['psnr']['mean']
 
 
 def test_resume_equals_uninterrupted_run(tiny_config, tmp_path):
