@@ -69,12 +69,8 @@ class Options:
 
 
 def load_config(path: str, conv_impl: str | None = None):
-  import importlib.util
-  full = path if os.path.isabs(path) else os.path.join(_common.ROOT, path)
-  spec = importlib.util.spec_from_file_location('bench_config', full)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  cfg = mod.get_config()
+  from ge_jax import load
+  cfg = load.config_file(path if os.path.isabs(path) else os.path.join(_common.ROOT, path))
   if conv_impl:
     cfg.model.conv_impl = conv_impl
   return cfg

@@ -136,11 +136,8 @@ class Checkpoints:
     return None
 
   def _culprit(self, step: int, error: BaseException, default: str = '') -> str:
-    """The file of a damaged step: one whose size changed, an empty one, or one the error names."""
+    """The file of a step Orbax failed to read (sizes as recorded): an empty one, or one the error names."""
     d = self._step_dir(step)
-    resized = self._resized(step)
-    if resized:
-      return resized[0]
     for root, _, files in os.walk(d):
       for f in sorted(files):
         if os.path.getsize(os.path.join(root, f)) == 0:

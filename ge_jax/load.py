@@ -47,6 +47,19 @@ def load_trained(config, workdir: str, mesh=None) -> dict:
   return out
 
 
+def config_file(path: str):
+  """The ConfigDict of a config file (`get_config()` of e.g. configs/rock64.py), for scripts without flags."""
+  import importlib.util
+  if not os.path.isfile(path):
+    raise UserError(f'config file {path} not found.')
+  spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  if not hasattr(mod, 'get_config'):
+    raise UserError(f'{path} has no get_config(); see configs/mnist.py for the form.')
+  return mod.get_config()
+
+
 def saved_config(workdir: str):
   """The config a workdir was trained with (saved beside its final AE checkpoint), as a ConfigDict."""
   import ml_collections

@@ -17,7 +17,6 @@ and the config's weights beside them. Compression is left out (the solver is giv
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -26,12 +25,6 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-
-def _config(path: str):
-  spec = importlib.util.spec_from_file_location('code_errors_config', path)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod.get_config()
 
 
 def code_errors(nets, params, images: np.ndarray, corrupted: dict, g_codes: np.ndarray) -> dict:
@@ -61,10 +54,10 @@ def main() -> None:
   ap.add_argument('--json', default='', help='also write the statistics to this file')
   args = ap.parse_args()
   import jax
-  from ge_jax import api, data, models, operators, tasks
+  from ge_jax import api, data, load, models, operators, tasks
   from ge_jax.errors import UserError
   try:
-    c = _config(args.config)
+    c = load.config_file(args.config)
     names = [t for t in args.tasks.split(',') if t] or [t for t in tasks.EVAL_TASKS if t != 'compress']
     unknown = sorted(set(names) - set(tasks.EVAL_TASKS))
     if unknown:

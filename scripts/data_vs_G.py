@@ -11,7 +11,6 @@ between N samples of G and N test images, beside that of the test images to N va
 """
 
 import argparse
-import importlib.util
 import os
 import sys
 
@@ -19,12 +18,6 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-
-def _config(path: str):
-  spec = importlib.util.spec_from_file_location('picture_config', path)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod.get_config()
 
 
 def _rows(x: np.ndarray) -> np.ndarray:
@@ -46,8 +39,8 @@ def main() -> None:
   args = ap.parse_args()
   import jax
   from PIL import Image
-  from ge_jax import api, data, models
-  c = _config(args.config)
+  from ge_jax import api, data, load, models
+  c = load.config_file(args.config)
   model = api.load(args.workdir, c)
   nets = models.Nets(c)
   ds = data.load(c.data)
