@@ -26,7 +26,6 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-
 def code_errors(nets, params, images: np.ndarray, corrupted: dict, g_codes: np.ndarray) -> dict:
   """{task: statistics} of E(y) - E(x) per task; `corrupted` maps task -> y (same rows as images)."""
   from ge_jax import models

@@ -19,7 +19,6 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-
 def _rows(x: np.ndarray) -> np.ndarray:
   """16 images (N, S, S, C) in [-1, 1] -> two rows of 8 with a 1-pixel white frame, uint8 RGB."""
   x = ((np.clip(x, -1, 1) + 1) * 127.5).round().astype(np.uint8)
