@@ -347,6 +347,15 @@ def solve_per_image_restarts_batched(nets, m, z0, *, lr: float, lam: float, step
   return solve_per_image(nets, m, z0, lr=lr, lam=lam, steps=steps, restarts_batched=True)
 
 
+def set_fp32_precision(full: bool) -> str:
+  """PyTorch's float32 convolutions and matmuls on a GPU: full float32 (`full`) or TF32, its default
+  for cuDNN convolutions. The peer must compute as JAX does: the solver runs at 'highest' (full
+  float32) on GPUs, training at JAX's default (TF32 there). Returns the setting's name for the rows."""
+  torch.backends.cudnn.allow_tf32 = not full
+  torch.backends.cuda.matmul.allow_tf32 = not full
+  return 'float32' if full else 'tf32'
+
+
 def sync(device) -> None:
   if str(device).startswith('cuda'):
     torch.cuda.synchronize()

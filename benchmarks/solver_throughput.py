@@ -133,7 +133,7 @@ def step_flops(cfg, params, b: int, r: int) -> float:
   z = jnp.zeros((b, r, d))
   args = (z, tx.init(z), {'generator': params['generator'], 'autoencoder': params['autoencoder']},
           jnp.zeros((b, c.ae.code_dim)), jnp.float32(1e-3), jnp.float32(0.05))
-  return _common.cost_flops(jax.jit(step).lower(*args).compile())
+  return _common.cost_flops(jax.jit(step).lower(*args))
 
 
 def jax_initial_z(key, indices, restarts: int, d: int) -> np.ndarray:
@@ -215,13 +215,16 @@ def compare_impls(cfg, opts: Options, b: int, rounds: int = 2) -> list[dict]:
 # --- (c): PyTorch ---------------------------------------------------------------------------------
 
 
-def bench_torch(cfg, params, targets, spec, opts: Options, batch: int) -> tuple[list[dict], dict]:
+def bench_torch(cfg, params, targets, spec, opts: Options, batch: int, full_fp32: bool) -> tuple[list[dict], dict]:
+  """`full_fp32`: the JAX solver's matmul precision is 'highest', so the peer's GPU convolutions
+  are pinned to full float32 too (PyTorch's cuDNN default is TF32)."""
   import jax
   import torch
   from benchmarks import peer_pytorch as pt
   threads = opts.torch_threads or _common.machine()['cpus_usable']
   torch.set_num_threads(threads)
   device = 'cuda' if torch.cuda.is_available() else 'cpu'
+  precision = pt.set_fp32_precision(full_fp32) if device == 'cuda' else 'float32'
   nets = pt.build(cfg, params, device)
   conversion = pt.check_conversion(cfg, params, nets)
   key = jax.random.key(opts.seed + 2)
@@ -243,7 +246,7 @@ def bench_torch(cfg, params, targets, spec, opts: Options, batch: int) -> tuple[
     best = min(best, run_s)
   rows.append(dict(method='torch batched', batch=batch, run_s=best, images_per_s=batch / best))
   for r in rows:
-    r.update(torch_threads=threads, torch_device=device, torch=torch.__version__)
+    r.update(torch_threads=threads, torch_device=device, torch=torch.__version__, torch_precision=precision)
   return rows, conversion
 
 
@@ -317,7 +320,7 @@ def layer_profile(cfg, rows: int, ceiling: float, loops: int = 10) -> list[dict]
         return vjp(y)[0]
       return f
 
-    flops = _common.cost_flops(jax.jit(work('xla')).lower(x, p).compile())
+    flops = _common.cost_flops(jax.jit(work('xla')).lower(x, p))
 
     def loop(x, p):
       f = work(models.resolve_conv_impl(cfg.model.conv_impl))
@@ -419,7 +422,8 @@ def run(opts: Options, log=print) -> dict:
       log(f'  {t["method"]}: {t["images_per_s"]:.3g} images/s')
   conversion, same = None, None
   if opts.torch:
-    trows, conversion = bench_torch(cfg, params, targets, spec, opts, opts.headline_batch)
+    trows, conversion = bench_torch(cfg, params, targets, spec, opts, opts.headline_batch,
+                                    full_fp32=plan.matmul_precision == 'highest')
     rows += trows
     for t in trows:
       log(f'  {t["method"]}: {t["images_per_s"]:.3g} images/s')

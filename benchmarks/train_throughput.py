@@ -36,12 +36,12 @@ def _gan_flops(cfg, batch: int) -> float:
   nets = models.Nets(c)
   state = pretrain.init_gan_state(nets, c, jax.random.key(0))
   real = jnp.zeros((batch,) + nets.image_shape)
-  step = _common.cost_flops(jax.jit(pretrain.make_gan_step(nets, c.gan)).lower(state, real, jax.random.key(1)).compile())
+  step = _common.cost_flops(jax.jit(pretrain.make_gan_step(nets, c.gan)).lower(state, real, jax.random.key(1)))
 
   def r1_grad(d, x):  # the R1 branch's extra work: grad over D of sum(grad_x D(x)^2)
     return jax.grad(lambda d: jnp.sum(jax.grad(lambda x: nets.D(d, x).sum())(x)**2))(d)
 
-  r1 = _common.cost_flops(jax.jit(r1_grad).lower(state['d'], real).compile())
+  r1 = _common.cost_flops(jax.jit(r1_grad).lower(state['d'], real))
   every = int(c.gan.r1_every)
   return step - r1 * (1 - 1 / every)
 
@@ -57,7 +57,7 @@ def _ae_flops(cfg, n_real: int) -> float:
   g = models.init_params(c, jax.random.key(1))['generator']
   real = jnp.zeros((n_real,) + nets.image_shape)
   fn = jax.jit(pretrain.make_ae_step(nets, c.ae, c.ops))
-  return _common.cost_flops(fn.lower(state, real, g, jax.random.key(2)).compile())
+  return _common.cost_flops(fn.lower(state, real, g, jax.random.key(2)))
 
 
 def bench_jax(cfg, impl: str, steps: int) -> list[dict]:
@@ -126,6 +126,7 @@ def bench_torch(cfg, steps: int) -> list[dict]:
   torch.set_num_threads(_common.machine()['cpus_usable'])
   torch.manual_seed(0)
   device = 'cuda' if torch.cuda.is_available() else 'cpu'
+  precision = pt.set_fp32_precision(False) if device == 'cuda' else 'float32'  # as JAX trains: default precision
   params = models.init_params(cfg, jax.random.key(0))
   shape = (cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
   rows = []
@@ -145,6 +146,8 @@ def bench_torch(cfg, steps: int) -> list[dict]:
   ae(real)
   rows.append(dict(method='torch eager', phase='ae', batch=int(cfg.ae.batch_size),
                    s_per_step=_torch_seconds_per_call(ae, real, steps, device), torch=torch.__version__))
+  for r in rows:
+    r['torch_precision'] = precision
   return rows
 
 
