@@ -210,6 +210,8 @@ def build(config, params, device: str = 'cpu', trainable: bool = False) -> dict[
   """
   d, m = config.data, config.model
   s, ch = d.image_size, d.channels
+  if 'autoencoder' in params and config.ae.get('code_size', 0):
+    raise ValueError('the PyTorch peer has only the global-code AE (config.ae.code_size=0)')
   nets = {}
   if 'generator' in params:
     g = Generator(s, ch, m.g_width, m.base_size, m.latent_dim, m.g_norm, m.g_final,

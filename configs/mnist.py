@@ -59,6 +59,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.ae = ml_collections.ConfigDict()
   c.ae.kind = 'ae'              # ae | vae
   c.ae.code_dim = 32
+  c.ae.code_size = 0            # 0: a global code (dense); k: a k x k map of code_dim / k**2 channels
   c.ae.width = 32
   c.ae.steps = 4000
   c.ae.batch_size = 64

@@ -30,7 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.ae.lr_schedule = 'constant'
   c.ae.generated_fraction = 0.5
   # G's sub-pixel upsampling drew a checkerboard over blotches of colour (docs/img/photos64_data_vs_G_subpixel.jpg);
-  # nearest x2 + conv draws none at the same FLOPs (models.Upsample). Training 24 min on the 2-core CPU.
+  # nearest x2 + conv draws none at the same FLOPs (models.Upsample). Training 15.8 min on the 2-core CPU.
   c.model.g_upsample = 'resize'
   # GE's prior weights: rock64's, scaled to the code errors (this AE's: 0.001-0.13 per value,
   # scripts/code_errors.py). On 64 validation patches, 7 tasks, against MNIST's weights: the sample

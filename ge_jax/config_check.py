@@ -117,6 +117,7 @@ def rules() -> dict[str, tuple[Callable[[Any], bool], str]]:
       'ae.lr_schedule': _one_of('constant', 'cosine'),
       'ae.lr_final_fraction': _unit(True),
       'ae.code_dim': _int_at_least(1),
+      'ae.code_size': _int_at_least(0),
       'ae.width': _int_at_least(1),
       'ae.kl_weight': _non_negative(),
       'ae.generated_fraction': _unit(True),

@@ -150,9 +150,9 @@ class Upsample(nn.Module):
     return Conv(4 * self.features, 3, 1, self.impl, depth_to_space=True, name='conv')(x)
 
 
-def _down_stack(x, image_size: int, width: int, base_size: int, impl: str) -> Array:
+def _down_stack(x, image_size: int, width: int, base_size: int, impl: str, flatten: bool = True) -> Array:
   """Encoder's and Discriminator's trunk: stride-2 4x4 convs + leaky ReLU from the image down to
-  base_size (widths w, 2w, 4w, ...), flattened to (B, features).
+  base_size (widths w, 2w, 4w, ...), flattened to (B, features) unless `flatten` is False.
 
   Called inside a compact method: its convs 'conv0', 'conv1', ... are the caller's parameters.
   """
@@ -160,14 +160,18 @@ def _down_stack(x, image_size: int, width: int, base_size: int, impl: str) -> Ar
   h = x
   for i, w in enumerate(reversed(_widths(width, n))):
     h = _leaky(Conv(w, 4, 2, impl, name=f'conv{i}')(h))
-  return h.reshape(h.shape[0], -1)
+  return h.reshape(h.shape[0], -1) if flatten else h
 
 
 # --- networks ----------------------------------------------------------------------------------
 
 
 class Generator(nn.Module):
-  """z (B, latent_dim) -> image (B, S, S, C) in [-1, 1]."""
+  """z (B, latent_dim) -> image (B, S, S, C) in [-1, 1].
+
+  spatial_input: z is a base_size x base_size map, flattened (the spatial-code AE's decoder): a 3x3
+  conv instead of the dense layer takes it to the first width.
+  """
   image_size: int
   channels: int
   width: int
@@ -176,13 +180,17 @@ class Generator(nn.Module):
   norm: str = 'none'  # none | pixel
   final: str = 'subpixel'  # subpixel | conv
   upsample: str = 'subpixel'  # subpixel | resize (Upsample's mode, every x2 stage)
+  spatial_input: bool = False
 
   @nn.compact
   def __call__(self, z):
     n = num_upsamplings(self.image_size, self.base_size)
     widths = _widths(self.width, n)  # fc output, then each hidden upsampling's output
     norm = _pixel_norm if self.norm == 'pixel' else (lambda h: h)
-    h = nn.Dense(self.base_size * self.base_size * widths[0], name='fc')(z)
+    if self.spatial_input:
+      h = Conv(widths[0], 3, 1, self.impl, name='fc')(z.reshape(z.shape[0], self.base_size, self.base_size, -1))
+    else:
+      h = nn.Dense(self.base_size * self.base_size * widths[0], name='fc')(z)
     h = norm(_leaky(h).reshape(z.shape[0], self.base_size, self.base_size, widths[0]))
     if self.final == 'conv':  # every x2 stage hidden, then a 3x3 conv to the image channels
       for i, w in enumerate(widths):
@@ -208,21 +216,33 @@ class Discriminator(nn.Module):
 
 
 class Encoder(nn.Module):
-  """image -> code (B, code_dim). For a VAE also returns the log-variance."""
+  """image -> code (B, code_dim). For a VAE also returns the log-variance.
+
+  code_size 0: the trunk down to base_size, then a dense layer (a global code). code_size > 0: the
+  trunk down to code_size x code_size, then a 3x3 conv to code_dim / code_size**2 channels, flattened
+  (a spatial code: each value describes its own neighbourhood, as textures such as rock need).
+  """
   image_size: int
   code_dim: int
   width: int
   base_size: int
   variational: bool = False
   impl: str = 'xla'
+  code_size: int = 0
 
   @nn.compact
   def __call__(self, x):
-    h = _down_stack(x, self.image_size, self.width, self.base_size, self.impl)
-    mean = nn.Dense(self.code_dim, name='mean')(h)
+    if self.code_size:
+      h = _down_stack(x, self.image_size, self.width, self.code_size, self.impl, flatten=False)
+      head = lambda name: Conv(self.code_dim // self.code_size**2, 3, 1, self.impl, name=name)(h).reshape(
+          h.shape[0], self.code_dim)
+    else:
+      h = _down_stack(x, self.image_size, self.width, self.base_size, self.impl)
+      head = lambda name: nn.Dense(self.code_dim, name=name)(h)
+    mean = head('mean')
     if not self.variational:
       return mean, None
-    return mean, nn.Dense(self.code_dim, name='logvar')(h)
+    return mean, head('logvar')
 
 
 class Decoder(nn.Module):
@@ -242,13 +262,15 @@ class AutoEncoder(nn.Module):
   base_size: int
   variational: bool = False
   impl: str = 'xla'
+  code_size: int = 0  # 0: a global code; > 0: a code_size x code_size map (Encoder)
 
   def setup(self):
     self.encoder = Encoder(self.image_size, self.code_dim, self.width, self.base_size, self.variational,
-                           self.impl)
+                           self.impl, self.code_size)
     # G's default output stage (the last x2 straight to the image channels, no pixel norm), whatever
     # config.model.g_final and g_norm say for G itself.
-    self.decoder = Decoder(Generator(self.image_size, self.channels, self.width, self.base_size, self.impl))
+    self.decoder = Decoder(Generator(self.image_size, self.channels, self.width, self.code_size or self.base_size,
+                                     self.impl, spatial_input=bool(self.code_size)))
 
   def __call__(self, x):
     mean, logvar = self.encoder(x)
@@ -284,6 +306,7 @@ class ModelSpec:
   ae_width: int
   variational: bool
   conv_impl: str
+  ae_code_size: int = 0
 
   @classmethod
   def from_config(cls, config) -> 'ModelSpec':
@@ -299,10 +322,19 @@ class ModelSpec:
       raise UserError(f"config.model.g_norm={m.g_norm!r} is not one of 'none', 'pixel'.")
     impl = resolve_conv_impl(m.conv_impl)
     num_upsamplings(d.image_size, m.base_size)
+    code_size = int(ae.get('code_size', 0))
+    if code_size:
+      if code_size >= d.image_size or d.image_size % code_size or num_upsamplings(d.image_size, code_size) < 1:
+        raise UserError(f'config.ae.code_size={code_size}: a spatial code needs image_size={d.image_size} = '
+                        'code_size * 2**k, k >= 1 (or 0 for a global code).')
+      if ae.code_dim % code_size**2:
+        raise UserError(f'config.ae.code_dim={ae.code_dim} is not a multiple of code_size**2={code_size**2}: '
+                        f'a {code_size}x{code_size} code holds code_dim / code_size**2 channels.')
     return cls(image_size=d.image_size, channels=d.channels, latent_dim=m.latent_dim, g_width=m.g_width,
                d_width=m.d_width, base_size=m.base_size, g_norm=m.g_norm, g_final=m.g_final,
                g_upsample=g_upsample,
-               code_dim=ae.code_dim, ae_width=ae.width, variational=ae.kind == 'vae', conv_impl=impl)
+               code_dim=ae.code_dim, ae_width=ae.width, variational=ae.kind == 'vae', conv_impl=impl,
+               ae_code_size=code_size)
 
   @property
   def image_shape(self) -> tuple[int, int, int]:
@@ -321,7 +353,7 @@ def build(config) -> dict[str, nn.Module]:
                           s.g_upsample),
       discriminator=Discriminator(s.image_size, s.d_width, s.base_size, s.conv_impl),
       autoencoder=AutoEncoder(s.image_size, s.channels, s.code_dim, s.ae_width, s.base_size, s.variational,
-                              s.conv_impl),
+                              s.conv_impl, s.ae_code_size),
   )
 
 

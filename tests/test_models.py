@@ -195,3 +195,31 @@ def test_resize_upsampling_is_nearest_x2_then_conv(impl):
   loss = lambda fn: jax.grad(lambda k, b, x: jnp.sum(jnp.sin(fn(k, b, x))), argnums=(0, 1, 2))(k, b, x)
   for g_fused, g_direct in zip(loss(fused), loss(direct)):
     np.testing.assert_allclose(g_fused, g_direct, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize('kind', ['ae', 'vae'])
+def test_spatial_code_is_a_map_of_local_codes(tiny_config, kind):
+  """config.ae.code_size: the code is a k x k map (flattened); a change in one corner of the image
+  leaves the code of the far corner untouched (a dense code would change everywhere)."""
+  c = tiny_config
+  c.data.image_size, c.model.base_size, c.ae.code_size, c.ae.code_dim, c.ae.kind = 64, 4, 8, 128, kind
+  params = models.init_params(c, jax.random.key(0))
+  nets = models.Nets(c)
+  x = jax.random.uniform(jax.random.key(2), (1, 64, 64, 1), minval=-1, maxval=1)
+  m = nets.E(params['autoencoder'], x)
+  assert m.shape == (1, 128)
+  assert nets.Dec(params['autoencoder'], m).shape == (1, 64, 64, 1)
+  x2 = x.at[:, :8, :8].set(1.0)  # the top-left 8x8 pixels, one code cell's own patch
+  grid = lambda code: np.asarray(code).reshape(8, 8, 2)  # (row, col, channel): code_dim / 8**2 = 2
+  change = np.abs(grid(nets.E(params['autoencoder'], x2)) - grid(m)).max(-1)
+  assert change[0, 0] > 1e-4 and change[4:, 4:].max() == 0.0
+
+
+def test_spatial_code_settings_are_checked_in_one_sentence(tiny_config):
+  c = tiny_config
+  c.ae.code_size, c.ae.code_dim = 14, 100  # 28 = 14 * 2, but 100 is no multiple of 14**2
+  with pytest.raises(UserError, match='multiple of code_size'):
+    models.Nets(c)
+  c.ae.code_size = 28
+  with pytest.raises(UserError, match='code_size'):
+    models.Nets(c)
