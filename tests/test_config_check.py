@@ -25,7 +25,7 @@ def test_every_config_file_is_valid(name, base):
   config_check.validate(importlib.import_module(f'configs.{name}').get_config(), base)
 
 
-@pytest.mark.parametrize('name', ['rock64', 'photos64', 'celeba64'])
+@pytest.mark.parametrize('name', ['rock64', 'rock64_spatial', 'photos64', 'celeba64'])
 def test_64px_config_files_are_valid(name, base):
   # The CLIs validate every config: keys a config adds (data.rock, data.train_size) must be declared.
   config_check.validate(importlib.import_module(f'configs.{name}').get_config(), base)

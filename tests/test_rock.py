@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from configs import celeba64, photos64, rock64
+from configs import celeba64, photos64, rock64, rock64_spatial
 from ge_jax import data, photos, rock, rock_metrics as rm
 from ge_jax.errors import UserError
 
@@ -236,12 +236,13 @@ def test_photos_source_cache_and_channel_check(tmp_path):
 # ----------------------------------------------------------------- configs
 
 
-@pytest.mark.parametrize('mod', [rock64, photos64, celeba64])
+@pytest.mark.parametrize('mod', [rock64, rock64_spatial, photos64, celeba64])
 def test_64px_configs_build_networks(mod):
   from ge_jax import models  # pylint: disable=g-import-not-at-top
   c = mod.get_config()
   assert c.data.image_size == 64 and c.model.base_size * 16 == 64
   assert models.num_upsamplings(c.data.image_size, c.model.base_size) == 4
+  assert models.Nets(c).code_dim == c.ae.code_dim
   for m in ('ge', 'gan', 'csgm'):
     from ge_jax.solver import SolverSpec  # pylint: disable=g-import-not-at-top
     SolverSpec.from_config(c.solve, m)
