@@ -8,7 +8,8 @@ Restores go through an abstract target, so a checkpoint written on N devices res
 A damaged step (a truncated array file, an empty metadata file) is reported in one sentence naming
 the step and the file, and the newest intact step is used instead; nothing is ever deleted (when
 training resumes, damaged newer steps are moved to `<directory>_damaged/` so that they can be
-written again). Each finished step records its file sizes (`SIZES_FILE`), which names a truncated file.
+written again). Each finished step records its files' sizes and CRC-32 checksums (`SIZES_FILE`), which
+name a truncated or altered file before Orbax reads it (Orbax loads a flipped bit without a word).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import os
 import re
 import sys
+import zlib
 from typing import Any
 
 import jax
@@ -108,18 +110,20 @@ class Checkpoints:
       d = self._step_dir(step)
       if not os.path.isdir(d) or os.path.exists(os.path.join(d, SIZES_FILE)):
         continue
-      sizes = {os.path.relpath(os.path.join(root, f), d): os.path.getsize(os.path.join(root, f))
+      sizes = {os.path.relpath(os.path.join(root, f), d): _record(os.path.join(root, f))
                for root, _, files in os.walk(d) for f in files}
       try:
         fileio.write_json(os.path.join(d, SIZES_FILE), sizes)
       except OSError:
         pass  # a read-only checkpoint folder: the sizes only sharpen a later damage report
 
-  def _resized(self, step: int) -> tuple[str, BaseException] | None:
-    """(path, error) for the first file of `step` whose size differs from the one recorded at save.
+  def _changed(self, step: int) -> tuple[str, BaseException] | None:
+    """(path, error) for the first file of `step` whose size or CRC-32 differs from the one recorded at save.
 
     Checked before Orbax reads the step: a failed Orbax read leaves TensorStore reads pending,
-    which print hundreds of traceback lines from background threads when they are dropped.
+    which print hundreds of traceback lines from background threads when they are dropped, and a
+    changed byte inside an array file is read back without an error (silently other weights).
+    Records written before the checksums (a bare size) are checked for size only.
     """
     d = self._step_dir(step)
     try:
@@ -127,12 +131,16 @@ class Checkpoints:
         sizes = json.load(f)
     except (OSError, ValueError):
       return None  # no record (an older or read-only run): Orbax's own checks decide
-    for rel, size in sizes.items():
+    for rel, saved in sizes.items():
       path = os.path.join(d, rel)
+      size, crc = (saved, None) if isinstance(saved, int) else (saved['bytes'], saved['crc32'])
       if not os.path.exists(path):
-        return path, _SizeChanged(f'missing; it had {size} bytes when saved')
+        return path, _FileChanged(f'missing; it had {size} bytes when saved')
       if os.path.getsize(path) != size:
-        return path, _SizeChanged(f'{os.path.getsize(path)} bytes; it had {size} when saved')
+        return path, _FileChanged(f'{os.path.getsize(path)} bytes; it had {size} when saved')
+      if crc is not None and _crc32(path) != crc:
+        return path, _FileChanged(f'its contents changed since it was saved (CRC-32 {_crc32(path):08x}, '
+                                  f'was {crc:08x})')
     return None
 
   def _culprit(self, step: int, error: BaseException, default: str = '') -> str:
@@ -180,9 +188,9 @@ class Checkpoints:
     damaged = []
     abstract = jax.tree.map(_abstract, target)
     for s in steps:
-      resized = self._resized(s)
-      if resized:
-        damaged.append((s, *resized))
+      changed = self._changed(s)
+      if changed:
+        damaged.append((s, *changed))
         continue
       try:
         saved = self.saved_config(s) if config is not None else None
@@ -223,13 +231,25 @@ class Checkpoints:
     self.close()
 
 
-class _SizeChanged(Exception):
-  """A checkpoint file whose size differs from the one recorded when it was saved."""
+class _FileChanged(Exception):
+  """A checkpoint file whose size or contents differ from those recorded when it was saved."""
+
+
+def _crc32(path: str) -> int:
+  crc = 0
+  with open(path, 'rb') as f:
+    for chunk in iter(lambda: f.read(1 << 20), b''):
+      crc = zlib.crc32(chunk, crc)
+  return crc
+
+
+def _record(path: str) -> dict:
+  return {'bytes': os.path.getsize(path), 'crc32': _crc32(path)}
 
 
 def _reason(e: BaseException) -> str:
   text = ' '.join(str(e).split())
-  if isinstance(e, _SizeChanged):
+  if isinstance(e, _FileChanged):
     return text
   return (f'{type(e).__name__}: {text}' if text else type(e).__name__)[:120]
 

@@ -5,6 +5,7 @@ can be written again, and solving only reads.
 """
 
 import glob
+import json
 import os
 import shutil
 
@@ -64,6 +65,39 @@ def test_damaged_newest_step_falls_back_to_the_intact_one(gan_ckpts, tiny_config
   warnings = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
   assert len(warnings) == 1 and 'step 40' in warnings[0] and path in warnings[0] and 'using step 20' in warnings[0]
   assert _files(gan_ckpts) == before  # nothing deleted, nothing moved when only reading
+
+
+def _flip_a_bit(path):
+  with open(path, 'r+b') as f:
+    f.seek(os.path.getsize(path) // 2)
+    byte = f.read(1)
+    f.seek(-1, os.SEEK_CUR)
+    f.write(bytes([byte[0] ^ 0x10]))
+
+
+def test_a_flipped_bit_is_caught_before_orbax_reads_it(gan_ckpts, tiny_config, capsys):
+  """Orbax reads an array file with one changed byte without an error (other weights, silently);
+  the CRC-32 recorded at save names it, and the older intact step is used."""
+  path = _largest_array_file(f'{gan_ckpts}/40')
+  _flip_a_bit(path)
+  state, step = _restore(gan_ckpts, tiny_config)
+  assert step == 20 and int(state['step']) == 20
+  warnings = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
+  assert len(warnings) == 1 and path in warnings[0] and 'contents changed since it was saved' in warnings[0]
+
+
+def test_size_only_records_of_older_runs_still_work(gan_ckpts, tiny_config, capsys):
+  for step in (20, 40):
+    record = os.path.join(gan_ckpts, str(step), checkpoint.SIZES_FILE)
+    with open(record) as f:
+      sizes = {rel: r['bytes'] for rel, r in json.load(f).items()}
+    with open(record, 'w') as f:
+      json.dump(sizes, f)
+  assert _restore(gan_ckpts, tiny_config)[1] == 40 and not capsys.readouterr().err.strip()
+  path = _largest_array_file(f'{gan_ckpts}/40')
+  _damage(path, 'half')
+  assert _restore(gan_ckpts, tiny_config)[1] == 20
+  assert f'{path}: {os.path.getsize(path)} bytes' in capsys.readouterr().err
 
 
 def test_every_file_of_a_step_damaged_in_turn(tiny_workdir, tiny_config, tmp_path, capsys):
