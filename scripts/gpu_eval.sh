@@ -14,8 +14,8 @@
 #   run(command='bash scripts/gpu_eval.sh "$OUT"/r; tar -czf "$OUT"/eval.tgz -C "$OUT"/r . && rm -r "$OUT"/r',
 #       carry=['.whl', '.carry'], timeout_s=400)
 # (tar: the call brings back at most 8 files). The config: GE_JAX_EVAL_CONFIG (configs/mnist_aug_eval.py).
-# Writes OUTDIR/<card>_eval.txt (the log and a summary) and OUTDIR/<card>_<name>_eval/ (results.md,
-# results.json, grid_*.png, pd_*.png, convergence.png).
+# Writes OUTDIR/<card>_eval.txt (the log and a summary) and OUTDIR/<card>_<config file>/ (results.md,
+# results.json, grid_*.png, pd_*.png, convergence.png, gpu_eval_log.txt: the log again).
 #
 # --smoke: configs/mnist_tiny.py trained from scratch, 8 images, one task: the same steps in a few
 # minutes on a CPU.
@@ -51,4 +51,5 @@ EVAL_DIR=$OUTDIR/${CARD}_$(basename "$CONFIG" .py)
 step evaluate 300 "$PY" -m ge_jax.evaluate --config=$CONFIG "${BUDGET_FLAGS[@]}" "${SUBSET[@]}" --workdir="$RUN" \
   --outdir="$EVAL_DIR" --overwrite --methods=ae,gan,ge,ge_sample,csgm,ge_op "${DATA[@]}"
 gpu_summary
-echo "output: $LOG, $EVAL_DIR/"
+cp "$LOG" "$EVAL_DIR/gpu_eval_log.txt" 2>/dev/null
+echo "output: $LOG, $EVAL_DIR/ (with a copy of the log)"
