@@ -103,7 +103,7 @@ class Checkpoints:
     return os.path.join(self.directory, str(step))
 
   def _record_sizes(self) -> None:
-    """Writes SIZES_FILE into finished steps that lack it (on the primary process)."""
+    """Writes SIZES_FILE (each file's size and CRC-32) into finished steps that lack it (primary process)."""
     if jax.process_index() != 0:
       return
     for step in sorted(self._saved & set(self.all_steps())):
@@ -138,9 +138,9 @@ class Checkpoints:
         return path, _FileChanged(f'missing; it had {size} bytes when saved')
       if os.path.getsize(path) != size:
         return path, _FileChanged(f'{os.path.getsize(path)} bytes; it had {size} when saved')
-      if crc is not None and _crc32(path) != crc:
-        return path, _FileChanged(f'its contents changed since it was saved (CRC-32 {_crc32(path):08x}, '
-                                  f'was {crc:08x})')
+      now = None if crc is None else _crc32(path)
+      if now != crc:
+        return path, _FileChanged(f'its contents changed since it was saved (CRC-32 {now:08x}, was {crc:08x})')
     return None
 
   def _culprit(self, step: int, error: BaseException, default: str = '') -> str:

@@ -14,13 +14,7 @@
 set -u
 cd "$(dirname "$0")/.."
 source scripts/gpu_lib.sh
-SMOKE=0
-if [[ "${1:-}" == "--smoke" ]]; then SMOKE=1; shift; fi
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-export GE_JAX_CACHE="$WORK/xla_cache"
-gpu_init "$([[ $SMOKE == 1 ]] && echo smoke_)bench64" "${GE_JAX_CHECK_SECONDS:-$([[ $SMOKE == 1 ]] && echo 900 || echo 420)}" \
-  "${1:-benchmarks/results/gpu_check}"
+gpu_init bench64 420 "$@"
 if [[ $SMOKE == 1 ]]; then
   SOLVER=(--steps=2 --restarts=2 --batch_sizes=4 --headline_batch=4 --no_torch); TRAIN=(--steps=2 --no_torch)
 else

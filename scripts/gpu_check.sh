@@ -22,13 +22,7 @@
 set -u
 cd "$(dirname "$0")/.."
 source scripts/gpu_lib.sh
-SMOKE=0
-if [[ "${1:-}" == "--smoke" ]]; then SMOKE=1; shift; fi
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-export GE_JAX_CACHE="$WORK/xla_cache"
-gpu_init "$([[ $SMOKE == 1 ]] && echo smoke_)check" \
-  "${GE_JAX_CHECK_SECONDS:-$([[ $SMOKE == 1 ]] && echo 900 || echo 480)}" "${1:-benchmarks/results/gpu_check}"
+gpu_init check 480 "$@"
 NAME=$CARD$([[ $SMOKE == 1 ]] && echo _smoke)
 
 if [[ $SMOKE == 1 ]]; then

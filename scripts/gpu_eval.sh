@@ -22,13 +22,7 @@
 set -u
 cd "$(dirname "$0")/.."
 source scripts/gpu_lib.sh
-SMOKE=0
-if [[ "${1:-}" == "--smoke" ]]; then SMOKE=1; shift; fi
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-export GE_JAX_CACHE="$WORK/xla_cache"
-gpu_init "$([[ $SMOKE == 1 ]] && echo smoke_)eval" "${GE_JAX_CHECK_SECONDS:-$([[ $SMOKE == 1 ]] && echo 900 || echo 330)}" \
-  "${1:-benchmarks/results/gpu_check}"
+gpu_init eval 330 "$@"
 if [[ $SMOKE == 1 ]]; then
   CONFIG=configs/mnist_tiny.py; TRAIN_CONFIG=configs/mnist_tiny.py; BUDGET_FLAGS=(); SUBSET=(--n=8 --tasks=denoise-0.3)
   RUN=$WORK/run
