@@ -83,7 +83,7 @@ def restore(model: Model, clean: np.ndarray | None = None, *, task: str = 'denoi
       to score the result).
     task: an operator or evaluation task name (see the module docstring).
     corrupted: the observation for task 'none'.
-    methods: any of experiment.METHODS: 'ae', 'gan', 'ge', 'ge_sample' (blind); 'csgm', 'ge_op',
+    methods: any of experiment.METHODS: 'ae', 'gan', 'ge', 'ge_sample', 'ge_pix' (blind); 'csgm', 'ge_op',
       'classical' (the operator known).
     ops: overrides of config.ops for this call (e.g. {'denoise_sigma': 0.5}).
     indices: global image indices: image i's corruption and random starts depend on (seed, i) only.

@@ -18,7 +18,7 @@ from ge_jax.errors import UserError
 
 # Keys a config may add although the base config does not have them (read with .get elsewhere).
 OPTIONAL_KEYS = frozenset({'note', 'declared_keys', 'solve.record_every', 'ops.inpaint_fill'})
-METHODS = ('ae', 'gan', 'ge', 'ge_sample', 'csgm', 'ge_op', 'classical')  # experiment.METHODS
+METHODS = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix', 'csgm', 'ge_op', 'classical')  # experiment.METHODS
 SOLVER_METHODS = ('gan', 'ge', 'csgm', 'ge_op')  # those with lam_<method>
 
 
@@ -145,6 +145,8 @@ def rules() -> dict[str, tuple[Callable[[Any], bool], str]]:
       'solve.ge_sample.lr': _positive(),
       'solve.ge_sample.lam': _positive(),
       'solve.ge_sample.output': _one_of(*OUTPUTS),
+      'solve.ge_pix.pixel_var': _positive(),
+      'solve.ge_pix.max_pixel_step': _positive(),
       'solve.ge_sample.lam_count': ((lambda v: v is None or (_is_num(v) and 0 < v < float('inf'))),
                                     'None (lam fixed) or a number > 0'),
       'ops.seed': _int_at_least(0),

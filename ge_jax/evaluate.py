@@ -40,7 +40,7 @@ from absl import flags
 
 from ge_jax import cli
 
-METHODS = ('ae', 'gan', 'ge', 'ge_sample', 'csgm', 'ge_op', 'classical')
+METHODS = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix', 'csgm', 'ge_op', 'classical')
 
 
 def _define_flags() -> None:
@@ -68,7 +68,7 @@ class EvalSpec:
   sweep_n: int = 100                  # validation images of the sweep
   shift_tasks: tuple[str, ...] = ()   # tasks applied to the shift suite (ge_jax.shift); () = none
   shift_n: int = 0                    # test images of the shift suite
-  shift_methods: tuple[str, ...] = ('ae', 'gan', 'ge', 'ge_sample')
+  shift_methods: tuple[str, ...] = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix')
 
   @classmethod
   def from_config(cls, config) -> 'EvalSpec':
@@ -107,6 +107,8 @@ def settings(config) -> dict:
     out[f'lam_{m}'] = float(experiment.method_setting(s, 'lam', m))
   if 'ge_sample' in s:
     out.update({f'ge_sample_{k}': v for k, v in s.ge_sample.items()})
+  if 'ge_pix' in s:
+    out.update({f'ge_pix_{k}': v for k, v in s.ge_pix.items()})
   return out
 
 
@@ -142,7 +144,7 @@ def run_task(model, name: str, clean: np.ndarray, indices: np.ndarray, methods, 
   curves = {}
   if rec:
     nets = Nets(model.config)
-    for m in ('ge', 'gan', 'ge_sample'):
+    for m in ('ge', 'gan', 'ge_sample', 'ge_pix'):
       if m in out.z_trace:
         steps = [rec * (t + 1) for t in range(out.z_trace[m].shape[1])]
         curves[m] = dict(objective=[float(v) for v in np.nanmean(out.loss_trace[m], axis=0)],

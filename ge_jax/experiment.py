@@ -6,6 +6,9 @@ Methods (the latent ones through the same solver, same random starts):
   ge         argmin_z ||E(G(z)) - E(y)||^2 + lam prior   the Generative Encoder (the paper: MAP)
   ge_sample  z ~ exp(-||E(G(z)) - E(y)||^2 / (2 lam)) N(z; 0, I), Langevin: a posterior sample of
              the same model (config.solve.ge_sample), realistic where the MAP is an average
+  ge_pix     z ~ exp(-(||E(G(z)) - E(y)||^2 + lam / s2 ||G(z) - y||^2) / (2 lam)) N(z; 0, I): the
+             posterior sample given the code AND the observed pixels (an extension, still blind:
+             y is taken as the image with error variance s2 = config.solve.ge_pix.pixel_var)
   csgm       argmin_z ||A(G(z)) - y||^2 + lam prior      operator known (Bora et al.)
   ge_op      argmin_z ||E(A(G(z))) - E(y)||^2 + lam prior operator known, inside the encoder (2019 preprint)
   classical  scikit-image with the known kernel / mask (ge_jax.classical), tuned on validation
@@ -29,10 +32,12 @@ from ge_jax import classical, fileio, metrics, operators, perception, solver, ta
 from ge_jax.errors import UserError
 from ge_jax.models import Nets
 
-METHODS = ('ae', 'gan', 'ge', 'ge_sample', 'csgm', 'ge_op', 'classical')
-BLIND = ('ae', 'gan', 'ge', 'ge_sample')             # need no knowledge of the operator
-OBJECTIVE = dict(gan='gan', ge='ge', ge_sample='ge', csgm='csgm', ge_op='ge_op')  # the latent methods
+METHODS = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix', 'csgm', 'ge_op', 'classical')
+BLIND = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix')   # need no knowledge of the operator
+GE_FORMS = ('ge', 'ge_sample', 'ge_pix')             # the generative encoder's forms (fit the code E(y))
+OBJECTIVE = dict(gan='gan', ge='ge', ge_sample='ge', ge_pix='ge', csgm='csgm', ge_op='ge_op')  # latent methods
 ROW_LABELS = dict(clean='clean', corrupted='corrupted', ae='AE', gan='GAN', ge='GE', ge_sample='GE sample',
+                  ge_pix='GE+pixels',
                   csgm='CSGM', ge_op='GE-op', classical='classical')
 DOMAIN_METRICS = ('auto', 'rock', 'none')            # config.eval.domain_metrics
 
@@ -88,17 +93,53 @@ def method_setting(solve_cfg, name: str, method: str):
 
 
 def method_solve(solve_cfg, method: str, record_every: int = 0) -> tuple[solver.SolverSpec, float, float]:
-  """(spec, lr, lam) of a latent method: config.solve with lam_<method>; ge_sample from its block."""
+  """(spec, lr, lam) of a latent method: config.solve with lam_<method>; ge_sample and ge_pix from
+  config.solve.ge_sample, ge_pix's pixel weight lam / s2 from config.solve.ge_pix.pixel_var."""
   spec = solver.SolverSpec.from_config(solve_cfg, OBJECTIVE[method])
-  if method == 'ge_sample':
+  if method in ('ge_sample', 'ge_pix'):
     s = solve_cfg.ge_sample
     spec = dataclasses.replace(spec, sampler='langevin', prior='l2', steps=s.steps, restarts=s.restarts,
                                n_init=s.n_init, output=s.output, schedule='constant',
                                lam_count=s.get('lam_count', None))
     lr, lam = s.lr, s.lam
+    if method == 'ge_pix':
+      s2, cap = pixel_var(solve_cfg), max_pixel_step(solve_cfg)
+      spec = dataclasses.replace(spec, pixel_weight=float(lam) / s2)
+      # The chain's step on the pixel term is lr / (2 s2): a small s2 makes that term stiff, and a
+      # step past the cap makes the chain unstable (docs/FIDELITY.md, section 5), so lr is capped.
+      lr = min(float(lr), 2.0 * s2 * cap)
   else:
     lr, lam = method_setting(solve_cfg, 'lr', method), method_setting(solve_cfg, 'lam', method)
   return dataclasses.replace(spec, record_every=min(record_every, spec.steps)), lr, lam
+
+
+# ge_pix's pixel_var for configs saved before it existed: the value chosen on validation for the
+# corruption-trained AE and the VAE (configs/mnist_aug.py, configs/mnist_vae.py).
+DEFAULT_PIXEL_VAR = 0.3
+
+
+def pixel_var(solve_cfg) -> float:
+  """ge_pix's pixel error variance s2: config.solve.ge_pix.pixel_var, or DEFAULT_PIXEL_VAR when the
+  config predates it (checkpoints trained before the method existed)."""
+  block = solve_cfg.get('ge_pix', None)
+  value = DEFAULT_PIXEL_VAR if block is None else block.get('pixel_var', DEFAULT_PIXEL_VAR)
+  if not (isinstance(value, (int, float)) and 0 < value < float('inf')):
+    raise UserError(f'config.solve.ge_pix.pixel_var={value!r} must be a number > 0 (the variance of a '
+                    "pixel's error on [-1, 1]).")
+  return float(value)
+
+
+# ge_pix's largest step on the pixel term, lr / (2 pixel_var), when the config does not set
+# config.solve.ge_pix.max_pixel_step: on MNIST (validation) 0.05 was stable and 0.167 was not.
+DEFAULT_MAX_PIXEL_STEP = 0.05
+
+
+def max_pixel_step(solve_cfg) -> float:
+  block = solve_cfg.get('ge_pix', None)
+  value = DEFAULT_MAX_PIXEL_STEP if block is None else block.get('max_pixel_step', DEFAULT_MAX_PIXEL_STEP)
+  if not (isinstance(value, (int, float)) and 0 < value < float('inf')):
+    raise UserError(f'config.solve.ge_pix.max_pixel_step={value!r} must be a number > 0.')
+  return float(value)
 
 
 def classical_setting(op_name: str, ops_cfg) -> tuple[str | None, Any]:
@@ -163,12 +204,15 @@ def restore(config, params, *, task: str, clean: np.ndarray | None = None, corru
       corrupted = None
     else:
       codes = (solver.encode_all(nets, params, corrupted, bs)
-               if {'ge', 'ge_sample', 'ge_op', 'ae'} & set(methods) else None)
+               if {*GE_FORMS, 'ge_op', 'ae'} & set(methods) else None)
     if 'ae' in methods:
       recon['ae'] = solver.decode_all(nets, params, codes, bs)
     for method in [m for m in methods if m != 'ae']:
       if method == 'gan' and op.code_only:
         notes['gan'] = 'not applicable: compression gives only the code E(x), no image to match'
+        continue
+      if method == 'ge_pix' and op.code_only:
+        notes['ge_pix'] = 'identical to GE sample for compression: no image is observed, only its code'
         continue
       if method in ('csgm', 'ge_op', 'classical') and task == 'none':
         notes[method] = 'not applicable: the operator is unknown for already-corrupted input'
@@ -186,11 +230,12 @@ def restore(config, params, *, task: str, clean: np.ndarray | None = None, corru
       spec, lr, lam = method_solve(scfg, method, record_every)
       if method == 'csgm' and scfg.get('likelihood', 'gaussian') == 'censored':
         spec = dataclasses.replace(spec, censor_sigma=op.noise_sigma)  # 0 for tasks without Gaussian noise
-      target = codes if method in ('ge', 'ge_sample', 'ge_op') else corrupted
+      target = codes if method in (*GE_FORMS, 'ge_op') else corrupted
       known = method in solver.FORWARD_OBJECTIVES
+      side = op_params if known else ({'observed': corrupted} if method == 'ge_pix' else None)
       res = solver.solve_all(
           nets, spec, params, target, key, lr=lr, lam=lam, batch_size=bs,
-          op_params=op_params if known else None, indices=indices,
+          op_params=side, indices=indices,
           forward=op.forward if known else None, progress=progress, place=place, plan=plan)
       recon[method], objective[method], traces[method] = res.x, res.objective, res.loss_trace
       if res.z_trace is not None:

@@ -13,9 +13,10 @@ import numpy as np
 
 from ge_jax import fileio, viz
 
-LABELS = dict(corrupted='input', ae='AE only', gan='GAN only', ge='GE', ge_sample='GE sample',
+LABELS = dict(corrupted='input', ae='AE only', gan='GAN only', ge='GE', ge_sample='GE sample', ge_pix='GE+pixels',
               csgm='CSGM (A known)', ge_op='GE-op (A known)', classical='classical (A known)')
-BLIND = ('ae', 'gan', 'ge', 'ge_sample')
+BLIND = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix')
+GE_FORMS = ('ge', 'ge_sample', 'ge_pix')   # ge_pix: an extension (the observed pixels beside the code)
 KNOWN = ('csgm', 'ge_op', 'classical')
 
 
@@ -135,7 +136,7 @@ def shift_table(rows: list[dict], ext: str) -> list[str]:
       cells.append(f'{e["psnr_mean"]:.2f} / {p.get("fd", float("nan")):.0f}'
                    + (f' / {p["accuracy"]:.2f}' if 'accuracy' in p else '') if 'psnr_mean' in e else 'n/a')
     front = pareto_front(pd_points(t, ext, BLIND)[0])
-    cells.append(', '.join(LABELS[m] for m in front if m in ('ge', 'ge_sample')) or 'no')
+    cells.append(', '.join(LABELS[m] for m in front if m in GE_FORMS) or 'no')
     lines.append('| ' + ' | '.join(cells) + ' |')
   return lines
 
@@ -153,19 +154,26 @@ def pd_points(t: dict, ext: str, methods) -> tuple[dict, dict]:
 
 
 def front_lines(tasks: list[dict], ext: str) -> list[str]:
-  """Per task: the blind methods on the PSNR / FD front, and whether GE (either form) is on it."""
+  """Per task: the blind methods on the PSNR / FD front, and whether GE (any form) is on it; the count
+  is also given for the paper's forms alone (MAP, sample) against the blind methods without ge_pix."""
   from ge_jax.perception import pareto_front
-  lines, on = [], 0
+  lines, on, on_plain = [], 0, 0
+  plain = tuple(m for m in BLIND if m != 'ge_pix')
+  ran_pix = any('ge_pix' in t['methods'] for t in tasks)
   for t in tasks:
     blind, _ = pd_points(t, ext, BLIND)
     every, _ = pd_points(t, ext, BLIND + KNOWN)
     fb, fa = pareto_front(blind), pareto_front(every)
-    ge_on = [m for m in ('ge', 'ge_sample') if m in fb]
+    ge_on = [m for m in GE_FORMS if m in fb]
     on += bool(ge_on)
+    on_plain += bool({'ge', 'ge_sample'} & set(pareto_front(pd_points(t, ext, plain)[0])))
     lines.append(f'- {t["task"]}: blind front {", ".join(LABELS[m] for m in fb) or "none"}; '
                  f'front of all methods {", ".join(LABELS[m] for m in fa) or "none"}'
                  + ('' if ge_on else ' (**GE not on the blind front**)'))
-  lines.insert(0, f'GE (MAP or sample) is on the blind methods\' PSNR / FD front on {on} of {len(tasks)} tasks.')
+  head = f'GE (MAP or sample) is on the blind methods\' PSNR / FD front on {on_plain} of {len(tasks)} tasks'
+  if ran_pix:
+    head += f'; with the GE+pixels extension, GE (any form) on {on} of {len(tasks)}'
+  lines.insert(0, head + '.')
   return lines
 
 
@@ -197,7 +205,7 @@ def variants_table(outdir: str) -> list[str]:
   """One row per tuning run under <outdir>/variants/*/results.json: both axes, never one alone.
 
   Per method the mean over the run's tasks of PSNR and of FD (first feature extractor), and on how
-  many tasks GE (MAP or sample) is on the blind methods' PSNR / FD front.
+  many tasks GE (any form) is on the blind methods' PSNR / FD front.
   """
   runs = []
   for path in sorted(glob.glob(os.path.join(outdir, 'variants', '*', 'results.json'))):
@@ -206,8 +214,8 @@ def variants_table(outdir: str) -> list[str]:
   if not runs:
     return []
   from ge_jax.perception import pareto_front
-  shown = ('ae', 'gan', 'ge', 'ge_sample', 'csgm')
-  lines = ['Mean over the run\'s tasks of PSNR (dB) / FD; "front": tasks where GE (MAP or sample) is on the blind '
+  shown = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix', 'csgm')
+  lines = ['Mean over the run\'s tasks of PSNR (dB) / FD; "front": tasks where GE (any form) is on the blind '
            'PSNR / FD front.', '',
            '| variant | split, n | what it changes | tasks | ' + ' | '.join(LABELS[m] for m in shown) + ' | front |',
            '|---|---|---|---|' + '---|' * len(shown) + '---|']
@@ -222,9 +230,9 @@ def variants_table(outdir: str) -> list[str]:
       cell = f'{np.mean(ps):.2f}' if ps else 'n/a'
       cells.append(cell + (f' / {np.mean(fd):.0f}' if fd and len(fd) == len(ps) else ''))
     front = 'n/a'
-    ran_ge = any({'ge', 'ge_sample'} & set(t['methods']) for t in tasks)
+    ran_ge = any(set(GE_FORMS) & set(t['methods']) for t in tasks)
     if ext and ran_ge:
-      on = sum(bool({'ge', 'ge_sample'} & set(pareto_front(pd_points(t, ext, BLIND)[0]))) for t in tasks)
+      on = sum(bool(set(GE_FORMS) & set(pareto_front(pd_points(t, ext, BLIND)[0]))) for t in tasks)
       front = f'{on}/{len(tasks)}'
     lines.append(f'| {name} | {r["split"]}, {r["n_images"]} | {_variant_change(r)} | {len(tasks)} | '
                  + ' | '.join(cells) + f' | {front} |')
@@ -313,7 +321,7 @@ def plot_convergence(path: str, tasks: list[dict]) -> None:
   if not tasks:
     return
   fig, axes = plt.subplots(len(tasks), 2, figsize=(9, 2.1 * len(tasks)), squeeze=False)
-  colors = dict(ge='tab:red', gan='tab:blue', ge_sample='tab:orange')
+  colors = dict(ge='tab:red', gan='tab:blue', ge_sample='tab:orange', ge_pix='tab:green')
   for row, t in zip(axes, tasks):
     for m, cur in t['curves'].items():
       obj = np.asarray(cur['objective'])

@@ -50,12 +50,19 @@ def objective(nets, spec: SolverSpec, params: PyTree, z: Array, target: Array, o
     'gan'   f(z) = ||G(z) - y||^2       y, the observed image
     'csgm'  f(z) = ||A(G(z)) - y||^2    A = forward(., op_params), y the measurements
     'ge_op' f(z) = ||E(A(G(z))) - m||^2 m = E(y), the operator inside the encoder (2019 preprint)
+    'ge' with spec.pixel_weight = mu > 0 adds mu ||G(z) - y||^2, y = op_params['observed'] (an
+            extension: the code and the observed pixels, still blind to the operator)
     prior   'l2': ||z||^2 (the paper); 'l1': ||z||_1 (the original code); 'sphere': 0 (z projected)
 
   params: {'generator': ..., 'autoencoder': ...}; target (B, ...); op_params leaves (B, ...); lam (B,).
   """
   b, r, d = z.shape
   x = nets.G(params['generator'], z.reshape(b * r, d))  # the networks see one flat batch of B * R
+  pixels = 0.0
+  if spec.pixel_weight > 0:  # before the encoder: G(z) against the observed image
+    seen = op_params['observed'][:, None]
+    pixels = spec.pixel_weight * jnp.sum(jnp.square(x.reshape((b, r) + x.shape[1:]) - seen),
+                                         axis=tuple(range(2, seen.ndim)))
   if spec.objective in FORWARD_OBJECTIVES:
     x = forward(x, jax.tree.map(lambda a: jnp.repeat(a, r, axis=0), op_params))
   if spec.objective in ('ge', 'ge_op'):
@@ -65,7 +72,7 @@ def objective(nets, spec: SolverSpec, params: PyTree, z: Array, target: Array, o
     residual = censored_square(x, target[:, None], spec.censor_sigma)
   else:
     residual = jnp.square(x - target[:, None])
-  data = jnp.sum(residual, axis=tuple(range(2, x.ndim)))
+  data = jnp.sum(residual, axis=tuple(range(2, x.ndim))) + pixels
   return data + lam[:, None] * _prior(spec, z)
 
 
@@ -149,6 +156,10 @@ class SolverSpec:
     censor_sigma: 'csgm' only: > 0 takes the measurements as y = clip(A(x) + censor_sigma n, -1, 1)
       and uses that censored Gaussian likelihood (`censored_square`) instead of the plain square;
       0 (default) is the plain square.
+    pixel_weight: 'ge' only: mu > 0 adds mu ||G(z) - y||^2 to the code term, y the observed image
+      (op_params['observed']): the code and the pixels as two observations. For the Langevin
+      sampler mu = lam / s2 reads as pixel errors of variance s2 beside code errors of variance
+      lam. Still blind: y is compared with G(z) itself, not with A(G(z)). 0 (default): off.
   """
   objective: str
   steps: int
@@ -161,6 +172,7 @@ class SolverSpec:
   sampler: str = 'adam'
   censor_sigma: float = 0.0
   lam_count: float | None = None
+  pixel_weight: float = 0.0
 
   def __post_init__(self):
     if self.objective not in OBJECTIVES:
@@ -184,6 +196,11 @@ class SolverSpec:
       if not (isinstance(self.lam_count, (int, float)) and 0 < self.lam_count < float('inf')):
         raise UserError(f'lam_count={self.lam_count!r} must be a number > 0 (or None: lam fixed); at 0 the '
                         'energy has no lower bound where G matches the code exactly.')
+    if not (isinstance(self.pixel_weight, (int, float)) and 0 <= self.pixel_weight < float('inf')):
+      raise UserError(f'pixel_weight={self.pixel_weight!r} must be a number >= 0 (0 = off).')
+    if self.pixel_weight > 0 and self.objective != 'ge':
+      raise UserError(f"pixel_weight adds the observed pixels to GE's code term; objective={self.objective!r} "
+                      "already fits pixels or knows the operator: leave it 0.")
     if not (isinstance(self.censor_sigma, (int, float)) and 0 <= self.censor_sigma < float('inf')):
       raise UserError(f'censor_sigma={self.censor_sigma!r} must be a number >= 0 (the noise std, 0 = off).')
     if self.record_every > self.steps:
@@ -584,6 +601,8 @@ def solve_all(nets, spec: SolverSpec, params: PyTree, targets, key: Array, *, lr
   batch_size = batching.check_batch_size(batch_size)
   if spec.objective in ('ge', 'ge_op') and 'autoencoder' not in params:
     raise UserError(f"objective={spec.objective!r} needs params['autoencoder'] (the trained encoder).")
+  if spec.pixel_weight > 0 and 'observed' not in (op_params or {}):
+    raise UserError("pixel_weight > 0 needs the observed images as op_params={'observed': y}.")
   indices = np.arange(n, dtype=np.int32) if indices is None else np.asarray(indices, np.int32)
   if indices.shape != (n,):
     raise UserError(f'indices must have shape ({n},) like targets, got {indices.shape}.')

@@ -46,6 +46,46 @@ def test_restore_given_observation_and_ops(model, tiny_config):
   np.testing.assert_array_equal(out.recon['ae'], noisy.recon['ae'])  # the same observation, the same AE
 
 
+def test_ge_pix_is_the_sample_with_the_observed_pixels(model, tiny_config):
+  """ge_pix runs ge_sample's chain (same starts and noise) with lam / pixel_var ||G(z) - y||^2 added;
+  a huge pixel_var makes that term vanish, so it is ge_sample again. Compression: no pixels, a note."""
+  from ge_jax import api, experiment
+  clean = api_data(tiny_config)[:4]
+  out = api.restore(model, clean, task='denoise', methods=('ge_sample', 'ge_pix'))
+  assert out.recon['ge_pix'].shape == clean.shape and np.isfinite(out.recon['ge_pix']).all()
+  assert np.abs(out.recon['ge_pix'] - out.recon['ge_sample']).max() > 1e-3
+  far = api.Model(config=model.config.copy_and_resolve_references(), params=model.params, workdir=model.workdir)
+  far.config.solve.ge_pix = {'pixel_var': 1e12}
+  same = api.restore(far, clean, task='denoise', methods=('ge_sample', 'ge_pix'))
+  np.testing.assert_allclose(same.recon['ge_pix'], same.recon['ge_sample'], atol=1e-5)
+  spec, lr, lam = experiment.method_solve(model.config.solve, 'ge_pix')
+  s2 = experiment.pixel_var(model.config.solve)
+  assert spec.sampler == 'langevin' and spec.pixel_weight == pytest.approx(lam / s2)
+  assert lr == pytest.approx(min(model.config.solve.ge_sample.lr, 2 * s2 * experiment.max_pixel_step(model.config.solve)))
+  stiff = model.config.copy_and_resolve_references()  # a stiff pixel term: the step on it is capped
+  stiff.solve.ge_sample.lr = 0.01
+  stiff.solve.ge_pix = {'pixel_var': 0.03, 'max_pixel_step': 0.05}
+  assert experiment.method_solve(stiff.solve, 'ge_pix')[1] == pytest.approx(0.003)
+  stiff.solve.ge_pix = {'pixel_var': 0.3, 'max_pixel_step': 0.05}  # soft enough: ge_sample's step
+  assert experiment.method_solve(stiff.solve, 'ge_pix')[1] == pytest.approx(0.01)
+  code_only = api.restore(model, clean, task='compress', methods=('ge_pix',))
+  assert 'ge_pix' not in code_only.recon and 'no image is observed' in code_only.notes['ge_pix']
+  old = model.config.copy_and_resolve_references()  # a config saved before ge_pix existed
+  del old.solve['ge_pix']
+  assert experiment.pixel_var(old.solve) == experiment.DEFAULT_PIXEL_VAR
+  old.solve.ge_pix = {'pixel_var': 0.0}
+  with pytest.raises(UserError, match='pixel_var'):
+    experiment.method_solve(old.solve, 'ge_pix')
+  old.solve.ge_pix = {'pixel_var': 0.3, 'max_pixel_step': -1}
+  with pytest.raises(UserError, match='max_pixel_step'):
+    experiment.method_solve(old.solve, 'ge_pix')
+
+
+def api_data(config):
+  from ge_jax import data
+  return data.load(config.data).test
+
+
 def test_bad_input_is_one_sentence(model):
   from ge_jax import api
   with pytest.raises(UserError, match='unknown task'):

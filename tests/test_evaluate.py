@@ -28,8 +28,9 @@ def test_evaluate_writes_table_json_and_figures(tiny_workdir, tiny_config, tmp_p
   for m in ('corrupted', 'ae', 'gan', 'ge', 'csgm'):
     assert np.isfinite(den[m]['psnr_mean']) and {'psnr_se', 'ssim_mean', 'ssim_se'} <= set(den[m])
   assert 'gan' not in j['tasks'][1]['methods']  # compress: no image for GAN-only
+  assert 'ge_pix' in den and 'ge_pix' not in j['tasks'][1]['methods']  # nor pixels for GE+pixels
   curves = j['tasks'][0]['curves']
-  assert set(curves) == {'ge', 'gan', 'ge_sample'} and len(curves['ge']['objective']) == tiny_config.solve.steps
+  assert set(curves) == {'ge', 'gan', 'ge_sample', 'ge_pix'} and len(curves['ge']['objective']) == tiny_config.solve.steps
   assert len(curves['ge']['psnr']) == tiny_config.solve.steps // 5
   md = open(out / 'results.md').read()
   assert '**' in md and '| denoise-0.3 |' in md and 'GE − AE' in md and 'GE − GAN' in md and '## Settings' in md
@@ -38,6 +39,7 @@ def test_evaluate_writes_table_json_and_figures(tiny_workdir, tiny_config, tmp_p
   p = den['ge_sample']['perception']
   assert {'classifier', 'random'} <= set(p) and {'fd', 'fd_se', 'kid', 'accuracy'} <= set(p['classifier'])
   assert 'Perception-distortion fronts' in md and '- denoise-0.3: blind front' in md
+  assert 'with the GE+pixels extension, GE (any form) on' in md
   assert os.path.getsize(out / 'pd_denoise-0.3.png') > 0 and 'pd_denoise-0.3.png' in md
   assert 'classical' in den and 'ge_op' in den and 'classical' not in j['tasks'][1]['methods']
   shifted = j['shift_suite']

@@ -152,6 +152,32 @@ def test_csgm_objective_uses_the_censored_likelihood_only_when_asked():
   np.testing.assert_allclose(gan[:, 0], f(plain), rtol=1e-6)  # blind methods keep the plain square
 
 
+def test_pixel_weight_adds_the_observed_pixels_to_the_code_term():
+  x0 = images(3)
+  y = x0 + 0.3
+  z = latents(3, 4, seed=5)[:, None]
+  lam = jnp.full(3, 0.2)
+  m = np.asarray(LIN.E(LIN_PARAMS['autoencoder'], x0))
+  plain = SolverSpec('ge', steps=5, restarts=1, n_init=0)
+  f = lambda spec: solver.objective(LIN, spec, LIN_PARAMS, z, m, {'observed': y}, lam)[:, 0]
+  x = LIN.G(LIN_PARAMS['generator'], z[:, 0])
+  want = f(plain) + 0.7 * np.sum((x - y)**2, axis=(1, 2, 3))
+  np.testing.assert_allclose(f(dataclasses.replace(plain, pixel_weight=0.7)), want, rtol=1e-5)
+
+
+def test_pixel_weight_recovers_the_image_a_wrong_code_hides():
+  """A code target that says nothing (zeros) and the true image as the observed pixels: with a large
+  pixel weight GE+pixels finds the image, plain GE finds the code's image (z near 0)."""
+  x0 = images(4)
+  m = np.zeros((4, LIN.code_dim), np.float32)
+  with_pixels = run(dataclasses.replace(GAN, objective='ge', pixel_weight=100.0), m, op_params={'observed': x0})
+  plain = run(dataclasses.replace(GAN, objective='ge'), m)
+  err = lambda r: np.mean((r.x - x0)**2)
+  assert err(with_pixels) < 1e-3 < 0.1 < err(plain)  # the code term still pulls a little
+  with pytest.raises(UserError, match='observed'):
+    run(dataclasses.replace(GAN, objective='ge', pixel_weight=1.0), m)
+
+
 def test_sphere_prior_stays_on_sphere():
   res = run(SPHERE, images(3), lr=0.3)
   assert res.z_trace.shape == (3, 30, 4)
@@ -307,7 +333,8 @@ def test_exploding_learning_rate_is_reported():
 @pytest.mark.parametrize('change', [
     dict(objective='pixels'), dict(prior='l3'), dict(schedule='linear'), dict(steps=0),
     dict(steps=2.5), dict(restarts=0), dict(n_init=-1), dict(record_every=-1), dict(record_every=99),
-    dict(censor_sigma=-0.1), dict(censor_sigma='0.3'),
+    dict(censor_sigma=-0.1), dict(censor_sigma='0.3'), dict(pixel_weight=-1.0), dict(pixel_weight=float('inf')),
+    dict(objective='gan', pixel_weight=0.5), dict(objective='ge_op', pixel_weight=0.5),
 ])
 def test_bad_spec_is_a_user_error(change):
   fields = dict(objective='ge', steps=10, restarts=2, n_init=4) | change
