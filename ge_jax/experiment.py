@@ -113,33 +113,30 @@ def method_solve(solve_cfg, method: str, record_every: int = 0) -> tuple[solver.
   return dataclasses.replace(spec, record_every=min(record_every, spec.steps)), lr, lam
 
 
-# ge_pix's pixel_var for configs saved before it existed: the value chosen on validation for the
-# corruption-trained AE and the VAE (configs/mnist_aug.py, configs/mnist_vae.py).
+# ge_pix's settings for configs that do not set them (e.g. saved before the method existed):
+# pixel_var as chosen on validation for the corruption-trained AE and the VAE (configs/mnist_aug.py,
+# configs/mnist_vae.py); the largest step on the pixel term, lr / (2 pixel_var): on MNIST
+# (validation) 0.05 was stable and 0.167 was not.
 DEFAULT_PIXEL_VAR = 0.3
-
-
-def pixel_var(solve_cfg) -> float:
-  """ge_pix's pixel error variance s2: config.solve.ge_pix.pixel_var, or DEFAULT_PIXEL_VAR when the
-  config predates it (checkpoints trained before the method existed)."""
-  block = solve_cfg.get('ge_pix', None)
-  value = DEFAULT_PIXEL_VAR if block is None else block.get('pixel_var', DEFAULT_PIXEL_VAR)
-  if not (isinstance(value, (int, float)) and 0 < value < float('inf')):
-    raise UserError(f'config.solve.ge_pix.pixel_var={value!r} must be a number > 0 (the variance of a '
-                    "pixel's error on [-1, 1]).")
-  return float(value)
-
-
-# ge_pix's largest step on the pixel term, lr / (2 pixel_var), when the config does not set
-# config.solve.ge_pix.max_pixel_step: on MNIST (validation) 0.05 was stable and 0.167 was not.
 DEFAULT_MAX_PIXEL_STEP = 0.05
 
 
-def max_pixel_step(solve_cfg) -> float:
+def _ge_pix_setting(solve_cfg, name: str, default: float, what: str) -> float:
   block = solve_cfg.get('ge_pix', None)
-  value = DEFAULT_MAX_PIXEL_STEP if block is None else block.get('max_pixel_step', DEFAULT_MAX_PIXEL_STEP)
+  value = default if block is None else block.get(name, default)
   if not (isinstance(value, (int, float)) and 0 < value < float('inf')):
-    raise UserError(f'config.solve.ge_pix.max_pixel_step={value!r} must be a number > 0.')
+    raise UserError(f'config.solve.ge_pix.{name}={value!r} must be a number > 0 ({what}).')
   return float(value)
+
+
+def pixel_var(solve_cfg) -> float:
+  """ge_pix's pixel error variance s2 (config.solve.ge_pix.pixel_var, else DEFAULT_PIXEL_VAR)."""
+  return _ge_pix_setting(solve_cfg, 'pixel_var', DEFAULT_PIXEL_VAR, "the variance of a pixel's error on [-1, 1]")
+
+
+def max_pixel_step(solve_cfg) -> float:
+  """ge_pix's cap on lr / (2 s2) (config.solve.ge_pix.max_pixel_step, else DEFAULT_MAX_PIXEL_STEP)."""
+  return _ge_pix_setting(solve_cfg, 'max_pixel_step', DEFAULT_MAX_PIXEL_STEP, 'the largest Langevin step on the pixel term')
 
 
 def classical_setting(op_name: str, ops_cfg) -> tuple[str | None, Any]:

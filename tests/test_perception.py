@@ -231,3 +231,25 @@ def test_variants_table_shows_both_axes_and_the_front(tmp_path):
   row = [l for l in report.variants_table(str(tmp_path)) if l.startswith('| v3 ')][0]
   assert row.rstrip().endswith('| 19.00 / 30 | n/a |'), row
   assert report.variants_table(str(tmp_path / 'none')) == []
+
+
+def test_front_lines_count_the_paper_forms_apart_from_ge_pix():
+  from ge_jax import report
+
+  def method(psnr, fd):
+    return dict(psnr_mean=psnr, psnr_se=0.1, perception=dict(classifier=dict(fd=fd, fd_se=1.0)))
+  tasks = [
+      # a: only GE+pixels escapes the AE's dominance
+      dict(task='a', methods=dict(ae=method(20.0, 50.0), gan=method(18.0, 60.0), ge=method(17.0, 70.0),
+                                  ge_pix=method(17.0, 40.0))),
+      # b: GE+pixels dominates the code-only sample; without it the sample is on the front
+      dict(task='b', methods=dict(ae=method(22.0, 10.0), ge_sample=method(16.0, 5.0), ge_pix=method(17.0, 4.0))),
+      # c: no GE form on the front
+      dict(task='c', methods=dict(ae=method(22.0, 10.0), ge=method(16.0, 12.0), ge_pix=method(16.5, 11.0))),
+  ]
+  lines = report.front_lines(tasks, 'classifier')
+  assert lines[0] == ("GE (MAP or sample) is on the blind methods' PSNR / FD front on 1 of 3 tasks; "
+                      'with the GE+pixels extension, GE (any form) on 2 of 3.')
+  assert 'GE+pixels' in lines[1] and '(**GE not on the blind front**)' in lines[3]
+  without = [dict(t, methods={m: e for m, e in t['methods'].items() if m != 'ge_pix'}) for t in tasks]
+  assert report.front_lines(without, 'classifier')[0].endswith('front on 1 of 3 tasks.')
