@@ -215,7 +215,8 @@ def check_outdir(path: str, overwrite: bool, marker: str, carry: tuple[str, ...]
     path: the --outdir.
     overwrite: the --overwrite flag.
     marker: the file whose presence means the folder holds results (metrics.json, results.json).
-    carry: entries of an old folder that are kept (moved into the new one), e.g. 'variants'.
+    carry: entries (folders or files) of an old folder that are kept (moved into the new one), e.g.
+      'variants'.
   """
   if not path or not str(path).strip():
     raise UserError('--outdir is empty; give a folder for the results.')
@@ -264,6 +265,8 @@ def output_folder(path: str, overwrite: bool, marker: str, carry: tuple[str, ...
     src = os.path.join(full, entry)
     if os.path.isdir(src):
       shutil.copytree(src, os.path.join(stage, entry), copy_function=os.link)
+    elif os.path.isfile(src):  # a file another tool wrote here (e.g. ge_jax.latent_viz's figures)
+      os.link(src, os.path.join(stage, entry))
   kept = []
   for old_name, new_name in keep_as:
     src = os.path.join(full, old_name)
@@ -275,6 +278,8 @@ def output_folder(path: str, overwrite: bool, marker: str, carry: tuple[str, ...
   except BaseException:
     for entry in carry:
       shutil.rmtree(os.path.join(stage, entry), ignore_errors=True)
+      with contextlib.suppress(OSError):
+        os.remove(os.path.join(stage, entry))
     for _, new_name in kept:
       with contextlib.suppress(OSError):
         os.remove(os.path.join(stage, new_name))

@@ -43,6 +43,12 @@ from ge_jax import cli
 METHODS = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix', 'csgm', 'ge_op', 'classical')
 
 
+# What a results folder keeps from its previous run: the tuning runs, and the files other tools
+# write there (`ge_jax.latent_viz --outdir`, G's sample quality from `ge_jax.classifier`), which
+# describe the networks rather than this evaluation.
+CARRIED = ('variants', 'latent_interpolation.png', 'latent_pca.png', 'latent_stats.json', 'sample_quality.json')
+
+
 def _define_flags() -> None:
   """CLI flags, defined only when run as a program (importing this module defines none)."""
   from ml_collections import config_flags
@@ -285,9 +291,9 @@ def main(argv):
   for name in f.tasks or ():
     task_table.get(name)  # a bad name fails before any work
   EvalSpec.from_config(config)  # a bad config.eval fails before any work
-  cli.check_outdir(outdir, f.overwrite, 'results.json', carry=('variants',))
+  cli.check_outdir(outdir, f.overwrite, 'results.json', carry=CARRIED)
   command = 'python -m ge_jax.evaluate ' + ' '.join(a for a in sys.argv[1:])
-  with cli.output_folder(outdir, f.overwrite, 'results.json', carry=('variants',),
+  with cli.output_folder(outdir, f.overwrite, 'results.json', carry=CARRIED,
                          keep_as=(('NOTE.md', 'NOTE.previous.md'),)) as stage:  # replaced whole
     r = evaluate(config, workdir, stage, split=f.split, n=f.n, tasks=f.tasks, methods=f.methods,
                  figures=f.figures, progress=f.progress, command=command, note=config.get('note', ''))

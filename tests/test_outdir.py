@@ -42,6 +42,23 @@ def test_overwrite_replaces_the_whole_folder_and_keeps_variants(tmp_path):
   assert sorted(os.listdir(tmp_path)) == ['res']
 
 
+def test_overwrite_keeps_carried_files_and_drops_the_rest(tmp_path):
+  from ge_jax import evaluate
+  out = tmp_path / 'res'
+  _old_results(out)
+  (out / 'latent_pca.png').write_text('from latent_viz')
+  with cli.output_folder(str(out), True, 'results.json', carry=evaluate.CARRIED) as stage:
+    open(os.path.join(stage, 'results.json'), 'w').write('{"new": 1}')
+  assert _tree(out) == ['latent_pca.png', 'results.json', 'variants/v1/results.json']
+  assert (out / 'latent_pca.png').read_text() == 'from latent_viz'
+  (out / 'results.json').unlink()  # a folder of carried files only is not "other files"
+  cli.check_outdir(str(out), False, 'results.json', carry=evaluate.CARRIED)
+  with pytest.raises(UserError):  # a failed run leaves the carried file where it was
+    with cli.output_folder(str(out), True, 'results.json', carry=evaluate.CARRIED):
+      raise UserError('the work failed')
+  assert (out / 'latent_pca.png').read_text() == 'from latent_viz'
+
+
 def test_overwrite_keeps_a_hand_written_note_under_another_name(tmp_path, capsys):
   out = tmp_path / 'res'
   _old_results(out)
