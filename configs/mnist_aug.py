@@ -12,7 +12,7 @@ def get_config():
   c.name = 'mnist_aug'
   c.note = 'AE trained as a denoising AE on all corruption families: Dec(E(P(x))) ~ x (weight 1)'
   c.ae.augment = 'all'
-  # GE+pixels: pixel_var 0.3 (mu = lam / 0.3 = 0.33) chosen from 0.1 / 0.3 / 1 on 100 validation
+  # GE+pixels: pixel_var 0.3 (mu = lam / 0.3 = 0.33) chosen from 0.03 / 0.1 / 0.3 / 1 on 100 validation
   # digits by the criterion of results/mnist/NOTE.md (lowest mean FD within 1 dB of the best mean PSNR).
   c.solve.ge_pix.pixel_var = 0.3
   return c

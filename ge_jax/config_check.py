@@ -145,10 +145,10 @@ def rules() -> dict[str, tuple[Callable[[Any], bool], str]]:
       'solve.ge_sample.lr': _positive(),
       'solve.ge_sample.lam': _positive(),
       'solve.ge_sample.output': _one_of(*OUTPUTS),
-      'solve.ge_pix.pixel_var': _positive(),
-      'solve.ge_pix.max_pixel_step': _positive(),
       'solve.ge_sample.lam_count': ((lambda v: v is None or (_is_num(v) and 0 < v < float('inf'))),
                                     'None (lam fixed) or a number > 0'),
+      'solve.ge_pix.pixel_var': _positive(),
+      'solve.ge_pix.max_pixel_step': _positive(),
       'ops.seed': _int_at_least(0),
       'eval.domain_metrics': _one_of(*DOMAIN_METRICS),
   }

@@ -16,7 +16,7 @@ from ge_jax import fileio, viz
 LABELS = dict(corrupted='input', ae='AE only', gan='GAN only', ge='GE', ge_sample='GE sample', ge_pix='GE+pixels',
               csgm='CSGM (A known)', ge_op='GE-op (A known)', classical='classical (A known)')
 BLIND = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix')
-GE_FORMS = ('ge', 'ge_sample', 'ge_pix')   # ge_pix: an extension (the observed pixels beside the code)
+GE_FORMS = ('ge', 'ge_sample', 'ge_pix')   # experiment.GE_FORMS; ge_pix: an extension (pixels beside the code)
 KNOWN = ('csgm', 'ge_op', 'classical')
 
 
