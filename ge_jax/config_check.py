@@ -145,10 +145,14 @@ def rules() -> dict[str, tuple[Callable[[Any], bool], str]]:
       'solve.ge_sample.lr': _positive(),
       'solve.ge_sample.lam': _positive(),
       'solve.ge_sample.output': _one_of(*OUTPUTS),
+      'solve.ge_sample.temperature': _positive(),
       'solve.ge_sample.lam_count': ((lambda v: v is None or (_is_num(v) and 0 < v < float('inf'))),
                                     'None (lam fixed) or a number > 0'),
       'solve.ge_pix.pixel_var': _positive(),
       'solve.ge_pix.max_pixel_step': _positive(),
+      'solve.ge_pix.temperature': _positive(),
+      'solve.ge_pix.restarts': _int_at_least(1),
+      'solve.ge_pix.output': _one_of(*OUTPUTS),
       'ops.seed': _int_at_least(0),
       'eval.domain_metrics': _one_of(*DOMAIN_METRICS),
   }
@@ -234,6 +238,11 @@ def check_together(config, base, methods=METHODS) -> None:
     operators.make(task, config.ops, shape)
   for m in SOLVER_METHODS:
     SolverSpec.from_config(config.solve, m)
+  for block in ('ge_sample', 'ge_pix'):  # a mean needs chains to average
+    b = config.solve.get(block, None) or {}
+    if b.get('output', None) == 'mean' and b.get('restarts', config.solve.ge_sample.restarts) < 2:
+      raise UserError(f"config.solve.{block}.output='mean' averages over chains; set "
+                      f'config.solve.{block}.restarts >= 2.')
   # Found here, not when the first batch is scored after the solve. ('auto' gives rock only for
   # data.source='rock', whose loader states its own one-channel rule.)
   if config.eval.domain_metrics == 'rock' and config.data.channels != 1:

@@ -100,11 +100,14 @@ def method_solve(solve_cfg, method: str, record_every: int = 0) -> tuple[solver.
     s = solve_cfg.ge_sample
     spec = dataclasses.replace(spec, sampler='langevin', prior='l2', steps=s.steps, restarts=s.restarts,
                                n_init=s.n_init, output=s.output, schedule='constant',
-                               lam_count=s.get('lam_count', None))
+                               lam_count=s.get('lam_count', None), temperature=s.get('temperature', 1.0))
     lr, lam = s.lr, s.lam
     if method == 'ge_pix':
       s2, cap = pixel_var(solve_cfg), max_pixel_step(solve_cfg)
-      spec = dataclasses.replace(spec, pixel_weight=float(lam) / s2)
+      restarts, output = _ge_pix_output(solve_cfg)
+      spec = dataclasses.replace(spec, pixel_weight=float(lam) / s2, restarts=restarts, output=output,
+                                 temperature=_ge_pix_setting(solve_cfg, 'temperature', 1.0,
+                                                             'the Langevin temperature, 1 = the posterior'))
       # The chain's step on the pixel term is lr / (2 s2): a small s2 makes that term stiff, and a
       # step past the cap makes the chain unstable (docs/FIDELITY.md, section 5), so lr is capped.
       lr = min(float(lr), 2.0 * s2 * cap)
@@ -127,6 +130,19 @@ def _ge_pix_setting(solve_cfg, name: str, default: float, what: str) -> float:
   if not (isinstance(value, (int, float)) and 0 < value < float('inf')):
     raise UserError(f'config.solve.ge_pix.{name}={value!r} must be a number > 0 ({what}).')
   return float(value)
+
+
+def _ge_pix_output(solve_cfg) -> tuple[int, str]:
+  """ge_pix's (restarts, output): config.solve.ge_pix's, each else config.solve.ge_sample's."""
+  block, s = solve_cfg.get('ge_pix', None) or {}, solve_cfg.ge_sample
+  restarts, output = block.get('restarts', s.restarts), block.get('output', s.output)
+  if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
+    raise UserError(f'config.solve.ge_pix.restarts={restarts!r} must be an integer >= 1 (chains per image).')
+  if output not in solver.OUTPUTS:
+    raise UserError(f'config.solve.ge_pix.output={output!r} is not one of {", ".join(map(repr, solver.OUTPUTS))}.')
+  if output == 'mean' and restarts < 2:
+    raise UserError("config.solve.ge_pix.output='mean' averages over chains; set config.solve.ge_pix.restarts >= 2.")
+  return restarts, output
 
 
 def pixel_var(solve_cfg) -> float:

@@ -229,9 +229,10 @@ def variants_table(outdir: str) -> list[str]:
       fd = [_perception(e, ext)['fd'] for e in entries if ext and 'fd' in _perception(e, ext)]
       cell = f'{np.mean(ps):.2f}' if ps else 'n/a'
       cells.append(cell + (f' / {np.mean(fd):.0f}' if fd and len(fd) == len(ps) else ''))
-    front = 'n/a'
+    front = 'n/a'  # also where GE ran alone: with no AE-only or GAN-only beside it, no front to be on
     ran_ge = any(set(GE_FORMS) & set(t['methods']) for t in tasks)
-    if ext and ran_ge:
+    ran_rival = any((set(BLIND) - set(GE_FORMS)) & set(t['methods']) for t in tasks)
+    if ext and ran_ge and ran_rival:
       on = sum(bool(set(GE_FORMS) & set(pareto_front(pd_points(t, ext, BLIND)[0]))) for t in tasks)
       front = f'{on}/{len(tasks)}'
     lines.append(f'| {name} | {r["split"]}, {r["n_images"]} | {_variant_change(r)} | {len(tasks)} | '

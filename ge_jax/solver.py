@@ -160,6 +160,10 @@ class SolverSpec:
       (op_params['observed']): the code and the pixels as two observations. For the Langevin
       sampler mu = lam / s2 reads as pixel errors of variance s2 beside code errors of variance
       lam. Still blind: y is compared with G(z) itself, not with A(G(z)). 0 (default): off.
+    temperature: Langevin only. T > 0 samples exp(-U(z) / T) instead of exp(-U(z)): the noise of each
+      step is sqrt(2 lr T) instead of sqrt(2 lr). 1 (default) is the posterior; T < 1 concentrates
+      the chain towards the posterior's mode (T -> 0 is the MAP estimate of the same energy): a knob
+      between a sample's realism and a mode's lower squared error.
   """
   objective: str
   steps: int
@@ -173,6 +177,7 @@ class SolverSpec:
   censor_sigma: float = 0.0
   lam_count: float | None = None
   pixel_weight: float = 0.0
+  temperature: float = 1.0
 
   def __post_init__(self):
     if self.objective not in OBJECTIVES:
@@ -201,6 +206,10 @@ class SolverSpec:
     if self.pixel_weight > 0 and self.objective != 'ge':
       raise UserError(f"pixel_weight adds the observed pixels to GE's code term; objective={self.objective!r} "
                       "already fits pixels or knows the operator: leave it 0.")
+    if not (isinstance(self.temperature, (int, float)) and 0 < self.temperature < float('inf')):
+      raise UserError(f'temperature={self.temperature!r} must be a number > 0 (1 = the posterior).')
+    if self.temperature != 1.0 and self.sampler != 'langevin':
+      raise UserError("temperature scales the Langevin noise; it applies to sampler='langevin' only.")
     if not (isinstance(self.censor_sigma, (int, float)) and 0 <= self.censor_sigma < float('inf')):
       raise UserError(f'censor_sigma={self.censor_sigma!r} must be a number >= 0 (the noise std, 0 = off).')
     if self.record_every > self.steps:
@@ -323,6 +332,7 @@ def _descend(spec: SolverSpec, f: Callable, z0: Array, lr: Array, lam: Array, no
       noise = jax.vmap(jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, t.astype(jnp.int32)),
                                                             z.shape[-1:])))(noise_keys)
       lam_b = lam[:, None, None]
+      noise = noise * math.sqrt(spec.temperature)
       if spec.lam_count is None:
         z = z - eta / (2 * lam_b) * g + jnp.sqrt(2 * eta) * noise
       else:  # the data term alone (obj and g include lam ||z||^2), then lam_eff per (image, restart)

@@ -43,7 +43,7 @@ if [[ ! -d "$RUN/ae/checkpoints" ]]; then
 fi
 EVAL_DIR=$OUTDIR/${CARD}_$(basename "$CONFIG" .py)
 step evaluate 300 "$PY" -m ge_jax.evaluate --config=$CONFIG "${BUDGET_FLAGS[@]}" "${SUBSET[@]}" --workdir="$RUN" \
-  --outdir="$EVAL_DIR" --overwrite --methods=ae,gan,ge,ge_sample,csgm,ge_op "${DATA[@]}"
+  --outdir="$EVAL_DIR" --overwrite --methods=ae,gan,ge,ge_sample,ge_pix,csgm,ge_op "${DATA[@]}"
 gpu_summary
 cp "$LOG" "$EVAL_DIR/gpu_eval_log.txt" 2>/dev/null
 echo "output: $LOG, $EVAL_DIR/ (with a copy of the log)"

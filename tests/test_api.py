@@ -58,6 +58,11 @@ def test_ge_pix_is_the_sample_with_the_observed_pixels(model, tiny_config):
   far.config.solve.ge_pix = {'pixel_var': 1e12}
   same = api.restore(far, clean, task='denoise', methods=('ge_sample', 'ge_pix'))
   np.testing.assert_allclose(same.recon['ge_pix'], same.recon['ge_sample'], atol=1e-5)
+  far.config.solve.ge_pix = {'pixel_var': 1e12, 'restarts': 3, 'output': 'mean'}  # ge_pix's own chains
+  far.config.solve.ge_sample.restarts, far.config.solve.ge_sample.output = 3, 'mean'
+  means = api.restore(far, clean, task='denoise', methods=('ge_sample', 'ge_pix'))
+  np.testing.assert_allclose(means.recon['ge_pix'], means.recon['ge_sample'], atol=1e-5)
+  assert np.abs(means.recon['ge_pix'] - same.recon['ge_pix']).max() > 1e-3
   spec, lr, lam = experiment.method_solve(model.config.solve, 'ge_pix')
   s2 = experiment.pixel_var(model.config.solve)
   assert spec.sampler == 'langevin' and spec.pixel_weight == pytest.approx(lam / s2)
@@ -68,6 +73,17 @@ def test_ge_pix_is_the_sample_with_the_observed_pixels(model, tiny_config):
   assert experiment.method_solve(stiff.solve, 'ge_pix')[1] == pytest.approx(0.003)
   stiff.solve.ge_pix = {'pixel_var': 0.3, 'max_pixel_step': 0.05}  # soft enough: ge_sample's step
   assert experiment.method_solve(stiff.solve, 'ge_pix')[1] == pytest.approx(0.01)
+  stiff.solve.ge_pix = {'temperature': 0.25}  # each chain its own temperature, 1 unless set
+  assert experiment.method_solve(stiff.solve, 'ge_pix')[0].temperature == 0.25
+  assert experiment.method_solve(stiff.solve, 'ge_sample')[0].temperature == 1.0
+  stiff.solve.ge_pix = {'temperature': 0.0}
+  with pytest.raises(UserError, match='temperature'):
+    experiment.method_solve(stiff.solve, 'ge_pix')
+  for bad, match in (({'restarts': 0}, 'restarts'), ({'output': 'median'}, 'output'),
+                     ({'output': 'mean', 'restarts': 1}, 'restarts >= 2')):
+    stiff.solve.ge_pix = bad
+    with pytest.raises(UserError, match=match):
+      experiment.method_solve(stiff.solve, 'ge_pix')
   code_only = api.restore(model, clean, task='compress', methods=('ge_pix',))
   assert 'ge_pix' not in code_only.recon and 'no image is observed' in code_only.notes['ge_pix']
   old = model.config.copy_and_resolve_references()  # a config saved before ge_pix existed

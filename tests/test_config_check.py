@@ -86,6 +86,9 @@ def test_whole_blocks_and_cross_checks(base):
   assert 'superres_factor' in _bad(base, lambda c: setattr(c.ops, 'superres_factor', 3))
   assert 'base_size' in _bad(base, lambda c: setattr(c.model, 'base_size', 5))
   assert 'nois' in _bad(base, lambda c: setattr(c.ae, 'augment', 'nois'))
+  assert 'ge_pix.restarts >= 2' in _bad(base, lambda c: setattr(c.solve.ge_pix, 'restarts', 1))
+  assert 'ge_sample.restarts >= 2' in _bad(base, lambda c: setattr(c.solve.ge_sample, 'output', 'mean'))
+  assert "config.solve.ge_pix.output='median'" in _bad(base, lambda c: setattr(c.solve.ge_pix, 'output', 'median'))
 
 
 def test_a_setting_ignored_where_it_was_changed_is_an_error(base):

@@ -335,6 +335,8 @@ def test_exploding_learning_rate_is_reported():
     dict(steps=2.5), dict(restarts=0), dict(n_init=-1), dict(record_every=-1), dict(record_every=99),
     dict(censor_sigma=-0.1), dict(censor_sigma='0.3'), dict(pixel_weight=-1.0), dict(pixel_weight=float('inf')),
     dict(objective='gan', pixel_weight=0.5), dict(objective='ge_op', pixel_weight=0.5),
+    dict(temperature=0.5), dict(sampler='langevin', temperature=0.0),
+    dict(sampler='langevin', temperature=float('nan')),
 ])
 def test_bad_spec_is_a_user_error(change):
   fields = dict(objective='ge', steps=10, restarts=2, n_init=4) | change
@@ -437,6 +439,14 @@ def test_langevin_samples_the_prior_where_adam_finds_its_mode():
   assert np.mean(np.linalg.norm(adam.z, axis=1)) < 0.3
   alone = run(LANGEVIN, m[5:6], lr=0.05, lam=1e4, batch_size=1, indices=[5])  # batch-mates do not matter
   np.testing.assert_allclose(alone.z[0], lang.z[5], rtol=1e-4, atol=1e-5)
+
+
+def test_langevin_temperature_scales_the_prior_it_samples():
+  """exp(-U / T) with U = |z|^2 / 2 (data term negligible) is N(0, T I): E|z|^2 = T d."""
+  m = np.zeros((64, LIN.code_dim), np.float32)
+  cold = run(dataclasses.replace(LANGEVIN, temperature=0.1), m, lr=0.05, lam=1e4, batch_size=64)
+  ratio = np.mean(np.sum(cold.z ** 2, axis=1)) / (0.1 * LIN.latent_dim)
+  assert abs(ratio - 1.0) < 0.25, ratio
 
 
 def test_langevin_matches_the_data_when_its_noise_is_small():
