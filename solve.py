@@ -31,7 +31,8 @@ _TASK = flags.DEFINE_string('task', None, 'Corruption: denoise|speckle|saltpeppe
                             'superres|compress|none (default config.solve.task; none with --input).')
 _N = flags.DEFINE_integer('n', None, 'Number of test images (default config.solve.n_images).')
 _INPUT = flags.DEFINE_string('input', None, '.npz with `corrupted` (and optionally `clean`), or an image folder.')
-_METHODS = flags.DEFINE_list('methods', ['ae', 'gan', 'ge', 'ge_sample', 'ge_pix', 'csgm', 'ge_op', 'classical'],
+_METHODS = flags.DEFINE_list('methods', ['ae', 'gan', 'ge', 'ge_sample', 'ge_pix', 'csgm', 'ge_op', 'classical',
+                                         'g_random'],
                              'Methods to run (ge_jax/experiment.py).')
 _OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace results already in --outdir.')
 _PROGRESS = flags.DEFINE_bool('progress', True, 'Show progress bars.')

@@ -18,7 +18,7 @@ from ge_jax.errors import UserError
 
 # Keys a config may add although the base config does not have them (read with .get elsewhere).
 OPTIONAL_KEYS = frozenset({'note', 'declared_keys', 'solve.record_every', 'ops.inpaint_fill'})
-METHODS = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix', 'csgm', 'ge_op', 'classical')  # experiment.METHODS
+METHODS = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix', 'csgm', 'ge_op', 'classical', 'g_random')  # experiment.METHODS
 SOLVER_METHODS = ('gan', 'ge', 'csgm', 'ge_op')  # those with lam_<method>
 
 

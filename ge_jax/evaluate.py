@@ -5,7 +5,7 @@
 
 Tasks are `ge_jax.tasks.EVAL_TASKS` (an operator plus the config.ops fields it changes); methods
 are experiment.METHODS (AE alone, GAN alone, GE's MAP and its posterior sample; CSGM, GE-op and the
-classical restorations with the operator known), scored on PSNR / SSIM and on realism (FD / KID /
+classical restorations with the operator known; G's random samples as the realism reference), scored on PSNR / SSIM and on realism (FD / KID /
 classifier accuracy, ge_jax.perception), all run by
 `experiment.restore` with the config's solver settings (per-method `lam_<m>` included). The
 budget is the config's (`config.solve`, and `config.eval` for the sweep and curves). Writes to
@@ -40,7 +40,7 @@ from absl import flags
 
 from ge_jax import cli
 
-METHODS = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix', 'csgm', 'ge_op', 'classical')
+METHODS = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix', 'csgm', 'ge_op', 'classical', 'g_random')
 
 
 # What a results folder keeps from its previous run: the tuning runs, and the files other tools

@@ -12,6 +12,9 @@ Methods (the latent ones through the same solver, same random starts):
   csgm       argmin_z ||A(G(z)) - y||^2 + lam prior      operator known (Bora et al.)
   ge_op      argmin_z ||E(A(G(z))) - E(y)||^2 + lam prior operator known, inside the encoder (2019 preprint)
   classical  scikit-image with the known kernel / mask (ge_jax.classical), tuned on validation
+  g_random   G(z), z ~ N(0, I), the input ignored: a reference, not a restoration. G's own realism
+             scored at the same N against the same clean images as the methods (an FD is biased
+             upwards at small N, so G's FD on a 10,000-sample set is not a fair bar for 200 restorations)
 
 Used by solve.py, the evaluation and the notebook.
 """
@@ -28,18 +31,19 @@ from typing import Any
 import jax
 import numpy as np
 
-from ge_jax import classical, fileio, metrics, operators, perception, solver, tasks, viz
+from ge_jax import classical, fileio, metrics, models, operators, perception, solver, tasks, viz
 from ge_jax.errors import UserError
 from ge_jax.models import Nets
 
-METHODS = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix', 'csgm', 'ge_op', 'classical')
+METHODS = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix', 'csgm', 'ge_op', 'classical', 'g_random')
 BLIND = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix')   # need no knowledge of the operator
 GE_FORMS = ('ge', 'ge_sample', 'ge_pix')             # the generative encoder's forms (fit the code E(y))
 OBJECTIVE = dict(gan='gan', ge='ge', ge_sample='ge', ge_pix='ge', csgm='csgm', ge_op='ge_op')  # latent methods
 ROW_LABELS = dict(clean='clean', corrupted='corrupted', ae='AE', gan='GAN', ge='GE', ge_sample='GE sample',
                   ge_pix='GE+pixels',
-                  csgm='CSGM', ge_op='GE-op', classical='classical')
+                  csgm='CSGM', ge_op='GE-op', classical='classical', g_random='G random')
 DOMAIN_METRICS = ('auto', 'rock', 'none')            # config.eval.domain_metrics
+_G_RANDOM_STREAM = 2_000_003  # fold_in tag of g_random's latents, apart from the solver's draws
 
 
 @dataclasses.dataclass
@@ -220,7 +224,9 @@ def restore(config, params, *, task: str, clean: np.ndarray | None = None, corru
                if {*GE_FORMS, 'ge_op', 'ae'} & set(methods) else None)
     if 'ae' in methods:
       recon['ae'] = solver.decode_all(nets, params, codes, bs)
-    for method in [m for m in methods if m != 'ae']:
+    if 'g_random' in methods:
+      recon['g_random'] = g_random(nets, params, key, indices, bs)
+    for method in [m for m in methods if m not in ('ae', 'g_random')]:
       if method == 'gan' and op.code_only:
         notes['gan'] = 'not applicable: compression gives only the code E(x), no image to match'
         continue
@@ -259,6 +265,14 @@ def restore(config, params, *, task: str, clean: np.ndarray | None = None, corru
                  recon=recon, objective=objective, loss_trace=traces, diverged=diverged, notes=notes,
                  compile_seconds=round(compile_s[0], 2), solve_seconds=round(wall - compile_s[0], 2),
                  z_trace=z_traces)
+
+
+def g_random(nets, params, key, indices: np.ndarray, batch_size: int) -> np.ndarray:
+  """G(z_i), z_i ~ N(0, I) drawn from (key, image index i): one random sample of G per image."""
+  stream = jax.random.fold_in(key, _G_RANDOM_STREAM)
+  z = jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(stream, i), (nets.latent_dim,)))(
+      np.asarray(indices, np.int32))
+  return models.apply_batched(nets.G, params['generator'], z, batch_size)
 
 
 def domain(config) -> str | None:

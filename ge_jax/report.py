@@ -14,10 +14,12 @@ import numpy as np
 from ge_jax import fileio, viz
 
 LABELS = dict(corrupted='input', ae='AE only', gan='GAN only', ge='GE', ge_sample='GE sample', ge_pix='GE+pixels',
-              csgm='CSGM (A known)', ge_op='GE-op (A known)', classical='classical (A known)')
+              csgm='CSGM (A known)', ge_op='GE-op (A known)', classical='classical (A known)',
+              g_random='G random (no input)')
 BLIND = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix')
 GE_FORMS = ('ge', 'ge_sample', 'ge_pix')   # experiment.GE_FORMS; ge_pix: an extension (pixels beside the code)
 KNOWN = ('csgm', 'ge_op', 'classical')
+REFERENCE = ('g_random',)  # G's random samples: G's realism at the same N, never a restoration
 
 
 
@@ -34,9 +36,9 @@ def _best(methods: dict, key: str) -> str | None:
 
 
 def _methods(tasks: list[dict]) -> list[str]:
-  """The methods present in any task, blind ones first."""
+  """The methods present in any task, blind ones first, the reference last."""
   present = {m for t in tasks for m in t['methods']}
-  return [m for m in BLIND + KNOWN if m in present]
+  return [m for m in BLIND + KNOWN + REFERENCE if m in present]
 
 
 def markdown_table(tasks: list[dict], key: str, digits: int) -> list[str]:
@@ -177,12 +179,36 @@ def front_lines(tasks: list[dict], ext: str) -> list[str]:
   return lines
 
 
+def realism_lines(tasks: list[dict], ext: str) -> list[str]:
+  """Per task: GE's most realistic form against G's own random samples, both scored at the same N
+  against the same clean images (the run's g_random row); [] when that row was not run."""
+  rows, at_most, within = [], 0, 0
+  for t in tasks:
+    g = _perception(t['methods'].get('g_random', {}), ext)
+    ge = {m: _perception(t['methods'][m], ext) for m in GE_FORMS if 'fd' in _perception(t['methods'].get(m, {}), ext)}
+    if 'fd' not in g or not ge:
+      continue
+    m = min(ge, key=lambda k: ge[k]['fd'])
+    fd, se = ge[m]['fd'], ge[m]['fd_se']
+    ok, close = fd <= g['fd'], fd - se <= g['fd'] + g['fd_se']
+    at_most += ok
+    within += close and not ok
+    verdict = 'at most' if ok else ('above, within one SE each' if close else '**above**')
+    rows.append(f'- {t["task"]}: {LABELS[m]} {fd:.1f} ± {se:.1f} against G random {g["fd"]:.1f} ± '
+                f'{g["fd_se"]:.1f}: {verdict}')
+  if not rows:
+    return []
+  head = (f'GE\'s most realistic form has an FD at most that of G\'s own random samples (same N, same clean '
+          f'images) on {at_most} of {len(rows)} tasks; above it but within one standard error each on {within} more.')
+  return [head] + rows
+
+
 def plot_pd(outdir: str, tasks: list[dict], ext: str) -> list[str]:
   """One perception-distortion figure per task, pd_<task>.png; returns the file names."""
   from ge_jax import pd_plot
   names = []
   for t in tasks:
-    pts, errs = pd_points(t, ext, ('corrupted',) + BLIND + KNOWN)
+    pts, errs = pd_points(t, ext, ('corrupted',) + BLIND + KNOWN + REFERENCE)
     if len(pts) < 2:
       continue
     name = f'pd_{t["task"]}.png'
@@ -270,6 +296,9 @@ def write_markdown(path: str, result: dict, outdir: str) -> None:
     lines += perception_table(tasks, ext)
     lines += ['', '## Perception-distortion fronts (PSNR up, FD down; Blau & Michaeli 2018)', '']
     lines += front_lines(tasks, ext)
+    realism = realism_lines(tasks, ext)
+    if realism:
+      lines += ['', '## GE against G\'s own realism', ''] + realism
     descr = tasks[0].get('extractors', {})
     lines += ['', 'Feature extractors: ' + '; '.join(f'{k}: {v}' for k, v in descr.items())]
   psnr = lambda t, m: t['methods'].get(m, {}).get('psnr_mean')
@@ -285,7 +314,9 @@ def write_markdown(path: str, result: dict, outdir: str) -> None:
             + (f' ({", ".join(beats("csgm"))})' if beats('csgm') else '') + '.',
             '', 'CSGM, GE-op and the classical restorations know the operator A (its kernel, mask or '
             'factor): references, not blind methods. GE sample is the same model as GE, sampled by '
-            'Langevin dynamics instead of minimised (ge_jax/solver.py). '
+            'Langevin dynamics instead of minimised (ge_jax/solver.py). G random is G(z), z ~ N(0, I), the input '
+            'ignored: the realism of G\'s own samples at this N, the bar for GE\'s realism (an FD is biased '
+            'upwards at small N, so it is measured here at the same N, not on a large sample set). '
             'For compress only the code E(x) is given: GAN-only has no image to match and CSGM would be '
             'GE itself.', '', '## Settings', '', '| setting | value |', '|---|---|']
   lines += [f'| {k} | {v} |' for k, v in result['settings'].items()]

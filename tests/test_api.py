@@ -46,6 +46,20 @@ def test_restore_given_observation_and_ops(model, tiny_config):
   np.testing.assert_array_equal(out.recon['ae'], noisy.recon['ae'])  # the same observation, the same AE
 
 
+def test_g_random_ignores_the_input_and_depends_on_the_image_index_only(model, tiny_config):
+  """g_random is G(z_i) with z_i drawn from (seed, image index): the same for any task or batch-mates."""
+  import jax
+  from ge_jax import api
+  from ge_jax.models import Nets
+  clean = api_data(tiny_config)[:4]
+  a = api.restore(model, clean, task='denoise', methods=('g_random',), indices=np.arange(10, 14))
+  b = api.restore(model, clean[2:], task='deblur', methods=('g_random',), indices=np.arange(12, 14))
+  np.testing.assert_allclose(a.recon['g_random'][2:], b.recon['g_random'], atol=1e-6)
+  assert a.recon['g_random'].shape == clean.shape and np.abs(np.diff(a.recon['g_random'], axis=0)).max() > 1e-3
+  g = Nets(model.config).G(model.params['generator'], jax.random.normal(jax.random.key(0), (64, Nets(model.config).latent_dim)))
+  assert abs(float(np.std(a.recon['g_random'])) - float(np.std(np.asarray(g)))) < 0.2  # samples of G, not noise
+
+
 def test_ge_pix_is_the_sample_with_the_observed_pixels(model, tiny_config):
   """ge_pix runs ge_sample's chain (same starts and noise) with lam / pixel_var ||G(z) - y||^2 added;
   a huge pixel_var makes that term vanish, so it is ge_sample again. Compression: no pixels, a note."""

@@ -42,6 +42,9 @@ def test_evaluate_writes_table_json_and_figures(tiny_workdir, tiny_config, tmp_p
   assert 'with the GE+pixels extension, GE (any form) on' in md
   assert os.path.getsize(out / 'pd_denoise-0.3.png') > 0 and 'pd_denoise-0.3.png' in md
   assert 'classical' in den and 'ge_op' in den and 'classical' not in j['tasks'][1]['methods']
+  assert 'g_random' in den and 'g_random' in j['tasks'][1]['methods']  # G's realism at the same N, every task
+  assert "## GE against G's own realism" in md
+  assert 'G random (no input)' in md.split('## Realism')[1].split('\n')[2]  # a column of the realism table
   shifted = j['shift_suite']
   assert [r['shift'] for r in shifted] == list(__import__('ge_jax.shift').shift.SHIFTS)
   assert set(shifted[0]['methods']) == {'corrupted', 'ae', 'ge_sample'} and 'shift suite' in md

@@ -259,3 +259,23 @@ def test_front_lines_count_the_paper_forms_apart_from_ge_pix():
   assert 'GE+pixels' in lines[1] and '(**GE not on the blind front**)' in lines[3]
   without = [dict(t, methods={m: e for m, e in t['methods'].items() if m != 'ge_pix'}) for t in tasks]
   assert report.front_lines(without, 'classifier')[0].endswith('front on 1 of 3 tasks.')
+
+
+def test_realism_lines_compare_ge_with_g_at_the_same_n():
+  from ge_jax import report
+
+  def method(fd, se=1.0):
+    return dict(psnr_mean=15.0, psnr_se=0.1, perception=dict(classifier=dict(fd=fd, fd_se=se)))
+  tasks = [
+      dict(task='a', methods=dict(ge=method(90.0), ge_sample=method(40.0), g_random=method(50.0))),   # at most
+      dict(task='b', methods=dict(ge_sample=method(55.0, 4.0), g_random=method(50.0, 2.0))),          # within SE
+      dict(task='c', methods=dict(ge_sample=method(80.0), ge_pix=method(70.0), g_random=method(50.0))),  # above
+      dict(task='d', methods=dict(ge_sample=method(10.0))),                                            # no reference
+  ]
+  lines = report.realism_lines(tasks, 'classifier')
+  assert lines[0].startswith("GE's most realistic form has an FD at most that of G's own random samples")
+  assert 'on 1 of 3 tasks; above it but within one standard error each on 1 more.' in lines[0]
+  assert lines[1].startswith('- a: GE sample 40.0') and lines[1].endswith('at most')
+  assert lines[2].endswith('above, within one SE each') and lines[3].startswith('- c: GE+pixels 70.0')
+  assert lines[3].endswith('**above**') and len(lines) == 4
+  assert report.realism_lines([tasks[3]], 'classifier') == []
