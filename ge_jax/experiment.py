@@ -8,7 +8,9 @@ Methods (the latent ones through the same solver, same random starts):
              the same model (config.solve.ge_sample), realistic where the MAP is an average
   ge_pix     z ~ exp(-(||E(G(z)) - E(y)||^2 + lam / s2 ||G(z) - y||^2) / (2 lam)) N(z; 0, I): the
              posterior sample given the code AND the observed pixels (an extension, still blind:
-             y is taken as the image with error variance s2 = config.solve.ge_pix.pixel_var)
+             y is taken as the image with error variance s2 = config.solve.ge_pix.pixel_var);
+             with output 'mean' (the mean of the chains' samples: the posterior mean's estimate) its
+             first chain's sample comes with it as row `ge_pix_one` (a posterior sample, at no cost)
   csgm       argmin_z ||A(G(z)) - y||^2 + lam prior      operator known (Bora et al.)
   ge_op      argmin_z ||E(A(G(z))) - E(y)||^2 + lam prior operator known, inside the encoder (2019 preprint)
   classical  scikit-image with the known kernel / mask (ge_jax.classical), tuned on validation
@@ -38,9 +40,10 @@ from ge_jax.models import Nets
 METHODS = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix', 'csgm', 'ge_op', 'classical', 'g_random')
 BLIND = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix')   # need no knowledge of the operator
 GE_FORMS = ('ge', 'ge_sample', 'ge_pix')             # the generative encoder's forms (fit the code E(y))
+ROWS = METHODS[:5] + ('ge_pix_one',) + METHODS[5:]  # what a run returns: ge_pix (mean) adds its first chain
 OBJECTIVE = dict(gan='gan', ge='ge', ge_sample='ge', ge_pix='ge', csgm='csgm', ge_op='ge_op')  # latent methods
 ROW_LABELS = dict(clean='clean', corrupted='corrupted', ae='AE', gan='GAN', ge='GE', ge_sample='GE sample',
-                  ge_pix='GE+pixels',
+                  ge_pix='GE+pixels', ge_pix_one='GE+pix 1 chain',
                   csgm='CSGM', ge_op='GE-op', classical='classical', g_random='G random')
 DOMAIN_METRICS = ('auto', 'rock', 'none')            # config.eval.domain_metrics
 _G_RANDOM_STREAM = 2_000_003  # fold_in tag of g_random's latents, apart from the solver's draws
@@ -257,6 +260,9 @@ def restore(config, params, *, task: str, clean: np.ndarray | None = None, corru
           op_params=side, indices=indices,
           forward=op.forward if known else None, progress=progress, place=place, plan=plan)
       recon[method], objective[method], traces[method] = res.x, res.objective, res.loss_trace
+      if method == 'ge_pix' and res.x_one is not None:  # the mean's first chain: one posterior sample
+        recon['ge_pix_one'] = res.x_one
+        diverged['ge_pix_one'] = [int(i) for i in indices[~np.isfinite(res.x_one.reshape(n, -1)).all(axis=1)]]
       if res.z_trace is not None:
         z_traces[method] = res.z_trace
       diverged[method] = [int(i) for i in indices[res.diverged]]
@@ -388,7 +394,7 @@ def save(out: Outcome, outdir: str, scores: dict, max_cols: int = 16) -> dict[st
   arrays = {k: v for k, v in dict(clean=out.clean, corrupted=out.corrupted).items() if v is not None}
   arrays.update(out.recon)
   fileio.save_npz(paths['npz'], indices=out.indices, **arrays)
-  order = ['clean', 'corrupted', *METHODS]
+  order = ['clean', 'corrupted', *ROWS]
   rows = [(k, arrays[k]) for k in order if k in arrays]
   viz.save_rows(paths['grid'], [np.nan_to_num(r, nan=-1.0) for _, r in rows],
                 [ROW_LABELS[k] for k, _ in rows], max_cols=max_cols)

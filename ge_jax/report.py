@@ -14,10 +14,13 @@ import numpy as np
 from ge_jax import fileio, viz
 
 LABELS = dict(corrupted='input', ae='AE only', gan='GAN only', ge='GE', ge_sample='GE sample', ge_pix='GE+pixels',
+              ge_pix_one='GE+pixels, one chain',
               csgm='CSGM (A known)', ge_op='GE-op (A known)', classical='classical (A known)',
               g_random='G random (no input)')
-BLIND = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix')
-GE_FORMS = ('ge', 'ge_sample', 'ge_pix')   # experiment.GE_FORMS; ge_pix: an extension (pixels beside the code)
+BLIND = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix', 'ge_pix_one')
+# experiment.GE_FORMS and the row ge_pix adds (its first chain, where it returns the chains' mean)
+GE_FORMS = ('ge', 'ge_sample', 'ge_pix', 'ge_pix_one')
+PIXELS = ('ge_pix', 'ge_pix_one')          # the extension (pixels beside the code), apart from the paper's forms
 KNOWN = ('csgm', 'ge_op', 'classical')
 REFERENCE = ('g_random',)  # G's random samples: G's realism at the same N, never a restoration
 
@@ -157,11 +160,11 @@ def pd_points(t: dict, ext: str, methods) -> tuple[dict, dict]:
 
 def front_lines(tasks: list[dict], ext: str) -> list[str]:
   """Per task: the blind methods on the PSNR / FD front, and whether GE (any form) is on it; the count
-  is also given for the paper's forms alone (MAP, sample) against the blind methods without ge_pix."""
+  is also given for the paper's forms alone (MAP, sample) against the blind methods without GE+pixels' rows."""
   from ge_jax.perception import pareto_front
   lines, on, on_plain = [], 0, 0
-  plain = tuple(m for m in BLIND if m != 'ge_pix')
-  ran_pix = any('ge_pix' in t['methods'] for t in tasks)
+  plain = tuple(m for m in BLIND if m not in PIXELS)
+  ran_pix = any(set(PIXELS) & set(t['methods']) for t in tasks)
   for t in tasks:
     blind, _ = pd_points(t, ext, BLIND)
     every, _ = pd_points(t, ext, BLIND + KNOWN)
@@ -240,7 +243,7 @@ def variants_table(outdir: str) -> list[str]:
   if not runs:
     return []
   from ge_jax.perception import pareto_front
-  shown = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix', 'csgm')
+  shown = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix', 'ge_pix_one', 'csgm')
   lines = ['Mean over the run\'s tasks of PSNR (dB) / FD; "front": tasks where GE (any form) is on the blind '
            'PSNR / FD front.', '',
            '| variant | split, n | what it changes | tasks | ' + ' | '.join(LABELS[m] for m in shown) + ' | front |',
@@ -314,7 +317,9 @@ def write_markdown(path: str, result: dict, outdir: str) -> None:
             + (f' ({", ".join(beats("csgm"))})' if beats('csgm') else '') + '.',
             '', 'CSGM, GE-op and the classical restorations know the operator A (its kernel, mask or '
             'factor): references, not blind methods. GE sample is the same model as GE, sampled by '
-            'Langevin dynamics instead of minimised (ge_jax/solver.py). G random is G(z), z ~ N(0, I), the input '
+            'Langevin dynamics instead of minimised (ge_jax/solver.py). Where GE+pixels returns the mean of its '
+            'chains\' samples (an estimate of the posterior mean), "GE+pixels, one chain" is its first chain\'s '
+            'sample from the same run (a posterior sample). G random is G(z), z ~ N(0, I), the input '
             'ignored: the realism of G\'s own samples at this N, the bar for GE\'s realism (an FD is biased '
             'upwards at small N, so it is measured here at the same N, not on a large sample set). '
             'For compress only the code E(x) is given: GAN-only has no image to match and CSGM would be '

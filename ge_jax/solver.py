@@ -251,6 +251,8 @@ class Result(NamedTuple):
     diverged: a bool mask (N,), everywhere (jitted solver and `solve_all`): True where the
       objective, the output or the chosen trajectory is not finite. Global indices of those
       images: `indices[diverged]`.
+    x_one: None, or with Langevin and output='mean' one chain's sample G(z) (restart 0, taken
+      whatever its objective: a posterior sample, where `x` estimates the posterior mean) (N, H, W, C).
   """
   x: Array
   z: Array
@@ -259,6 +261,7 @@ class Result(NamedTuple):
   loss_trace: Array
   z_trace: Array | None
   diverged: Array
+  x_one: Array | None = None
 
 
 # --- one batch, one piece: the pure solve -------------------------------------------------------------
@@ -385,12 +388,15 @@ def _select(spec: SolverSpec, nets, params: PyTree, best_z, best_obj, objs, z_tr
   r = jnp.argmin(best_obj, axis=1)  # (B,)
   take = lambda a: jnp.take_along_axis(a, r.reshape((b, 1) + (1,) * (a.ndim - 2)), axis=1)[:, 0]
   z_star = take(best_z)
+  x_one = None
   if spec.output == 'mean':
     xs = nets.G(params['generator'], best_z.reshape(b * big_r, -1))
     xs = xs.reshape((b, big_r) + xs.shape[1:])
     ok = jnp.isfinite(best_obj).reshape((b, big_r) + (1,) * (xs.ndim - 2))
     x = jnp.sum(jnp.where(ok, xs, 0.), axis=1) / jnp.maximum(jnp.sum(ok, axis=1), 1)
     x = jnp.where(jnp.any(ok, axis=1), x, jnp.nan)  # no finite restart: reported as diverged
+    if spec.sampler == 'langevin':  # chain 0, not the lowest objective: that choice is no sample
+      x_one = jnp.where(ok[:, 0], xs[:, 0], jnp.nan)
   else:
     x = nets.G(params['generator'], z_star)
   obj_star = take(best_obj)
@@ -398,7 +404,7 @@ def _select(spec: SolverSpec, nets, params: PyTree, best_z, best_obj, objs, z_tr
   diverged = (~jnp.isfinite(obj_star) | ~jnp.all(jnp.isfinite(x.reshape(b, -1)), axis=1)
               | ~jnp.all(jnp.isfinite(loss_trace), axis=1))
   return Result(x=x, z=z_star, objective=obj_star, restart_objectives=best_obj, loss_trace=loss_trace,
-                z_trace=None if z_trace is None else take(z_trace), diverged=diverged)
+                z_trace=None if z_trace is None else take(z_trace), diverged=diverged, x_one=x_one)
 
 
 # --- how a batch runs: the execution plan ---------------------------------------------------------

@@ -77,6 +77,9 @@ def test_ge_pix_is_the_sample_with_the_observed_pixels(model, tiny_config):
   means = api.restore(far, clean, task='denoise', methods=('ge_sample', 'ge_pix'))
   np.testing.assert_allclose(means.recon['ge_pix'], means.recon['ge_sample'], atol=1e-5)
   assert np.abs(means.recon['ge_pix'] - same.recon['ge_pix']).max() > 1e-3
+  # the mean's first chain comes with it, and is the one-chain run's sample (same start, same noise)
+  np.testing.assert_allclose(means.recon['ge_pix_one'], same.recon['ge_pix'], atol=1e-4)
+  assert 'ge_pix_one' not in same.recon and 'ge_sample_one' not in means.recon
   spec, lr, lam = experiment.method_solve(model.config.solve, 'ge_pix')
   s2 = experiment.pixel_var(model.config.solve)
   assert spec.sampler == 'langevin' and spec.pixel_weight == pytest.approx(lam / s2)

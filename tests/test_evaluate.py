@@ -44,6 +44,7 @@ def test_evaluate_writes_table_json_and_figures(tiny_workdir, tiny_config, tmp_p
   assert 'classical' in den and 'ge_op' in den and 'classical' not in j['tasks'][1]['methods']
   assert 'g_random' in den and 'g_random' in j['tasks'][1]['methods']  # G's realism at the same N, every task
   assert "## GE against G's own realism" in md
+  assert 'ge_pix_one' in den and 'GE+pixels, one chain' in md  # the tiny config's GE+pixels is a mean of chains
   assert 'G random (no input)' in md.split('## Realism')[1].split('\n')[2]  # a column of the realism table
   shifted = j['shift_suite']
   assert [r['shift'] for r in shifted] == list(__import__('ge_jax.shift').shift.SHIFTS)

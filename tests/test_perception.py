@@ -235,7 +235,7 @@ def test_variants_table_shows_both_axes_and_the_front(tmp_path):
   alone = [dict(t, methods=dict(ge_pix=method(19.0, 30.0))) for t in tasks]
   (tmp_path / 'variants' / 'v4' / 'results.json').write_text(json.dumps(dict(split='val', n_images=10, tasks=alone)))
   row = [l for l in report.variants_table(str(tmp_path)) if l.startswith('| v4 ')][0]
-  assert row.rstrip().endswith('| 19.00 / 30 | n/a | n/a |'), row
+  assert row.rstrip().endswith('| 19.00 / 30 | n/a | n/a | n/a |'), row  # GE+pixels, its one chain, CSGM, front
   assert report.variants_table(str(tmp_path / 'none')) == []
 
 
