@@ -69,3 +69,20 @@ def test_code_errors_cli(tiny_workdir, tmp_path):
   line = error_line(run_cli('scripts/code_errors.py', '--config=configs/mnist_tiny.py',
                             f'--workdir={tiny_workdir}', '--tasks=denoise,nope'))
   assert 'unknown task(s) denoise, nope' in line
+
+
+def test_realism_probes(tiny_workdir):
+  proc = run_cli('scripts/realism_probes.py', f'--workdir={tiny_workdir}', '--probe=chains', '--n=8',
+                 '--tasks=deblur', '--chains=2', '--weights=1')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  rows = [l for l in proc.stdout.splitlines() if l.startswith('deblur')]
+  assert [l.split(':')[0].split(None, 1)[1].strip() for l in rows] == [
+      'chain 0', 'max D of chains', 'min code residual', 'D-guided, w 1']
+  for l in rows:
+    psnr, fd = float(l.split('PSNR')[1].split()[0]), float(l.split('FD')[1])
+    assert 0 < psnr < 60 and fd >= 0, l
+  proc = run_cli('scripts/realism_probes.py', f'--workdir={tiny_workdir}', '--probe=radius', '--n=8')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert sum(': FD' in l for l in proc.stdout.splitlines()) == 6 and 'z ~ N(0, I)' in proc.stdout
+  line = error_line(run_cli('scripts/realism_probes.py', f'--workdir={tiny_workdir}', '--probe=radius', '--n=1'))
+  assert '--n=1' in line
