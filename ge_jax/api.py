@@ -34,7 +34,7 @@ class Model:
 
   Attributes:
     config: the run's ConfigDict (model, data, solve and ops blocks are read).
-    params: {'generator': G's EMA params, 'autoencoder': the AE's params}, replicated on the mesh.
+    params: {'generator': G's EMA params, 'discriminator': D's, 'autoencoder': the AE's}, replicated on the mesh.
     workdir: where the checkpoints came from.
   """
   config: Any

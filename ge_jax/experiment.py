@@ -182,7 +182,8 @@ def restore(config, params, *, task: str, clean: np.ndarray | None = None, corru
 
   Args:
     config: the run's config (data, solve and ops blocks are read).
-    params: {'generator': G's (EMA) params, 'autoencoder': the AE's params}.
+    params: {'generator': G's (EMA) params, 'autoencoder': the AE's params; 'discriminator': D's,
+      needed by output 'realest' only}.
     task: an operator name (operators.TASKS); 'none' means `corrupted` is the observation.
     clean: clean images in [-1, 1] (needed for any task but 'none'; optional with 'none').
     corrupted: the observation for task 'none'.

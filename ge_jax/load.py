@@ -14,12 +14,14 @@ from ge_jax.errors import UserError
 from ge_jax.models import Nets
 from ge_jax.train_state import init_ae_state, init_gan_state
 
-# phase -> (state layout, the entry used after training, its name in the returned dict)
-_PHASES = (('gan', init_gan_state, 'g_ema', 'generator'), ('ae', init_ae_state, 'ae', 'autoencoder'))
+# phase -> (state layout, ((the entry used after training, its name in the returned dict), ...))
+_PHASES = (('gan', init_gan_state, (('g_ema', 'generator'), ('d', 'discriminator'))),
+           ('ae', init_ae_state, (('ae', 'autoencoder'),)))
 
 
 def load_trained(config, workdir: str, mesh=None) -> dict:
-  """{'generator': EMA params of G, 'autoencoder': AE params} from a workdir's final checkpoints.
+  """{'generator': EMA params of G, 'discriminator': D's params (solver output 'realest'),
+  'autoencoder': AE params} from a workdir's final checkpoints.
 
   The parameters come back replicated on `mesh` (default: every device); a checkpoint written on
   another device count restores too. A missing or mismatched checkpoint is a UserError.
@@ -28,7 +30,7 @@ def load_trained(config, workdir: str, mesh=None) -> dict:
   mesh = mesh or parallel.make_mesh()
   key = jax.random.key(config.seed)
   out = {}
-  for phase, init, pick, name in _PHASES:
+  for phase, init, picks in _PHASES:
     ckdir = os.path.join(workdir, phase, 'checkpoints')
     if not os.path.isdir(ckdir):
       raise UserError(f'no {phase.upper()} checkpoints in {ckdir}; train first: '
@@ -43,7 +45,7 @@ def load_trained(config, workdir: str, mesh=None) -> dict:
                       f'python train.py --config=<the same config> --workdir={workdir}')
     if step < config[phase].steps:
       print(f'note: the {phase.upper()} checkpoint is at step {step} of {config[phase].steps} (training unfinished).')
-    out[name] = state[pick]
+    out.update({name: state[pick] for pick, name in picks})
   return out
 
 

@@ -118,7 +118,7 @@ FORWARD_OBJECTIVES = ('csgm', 'ge_op')  # the operator A is known and used
 SAMPLERS = ('adam', 'langevin')
 PRIORS = ('l2', 'l1', 'sphere')
 SCHEDULES = ('constant', 'cosine')
-OUTPUTS = ('best', 'mean')
+OUTPUTS = ('best', 'mean', 'realest')
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
 _NOISE_STREAM = 1_000_003  # fold_in tag of the Langevin noise keys, apart from the initial draws'
 
@@ -137,7 +137,11 @@ class SolverSpec:
     record_every: 0 = off; else keep z every `record_every` steps (`Result.z_trace`).
     output: 'best' (G(z*) of the restart with the lowest objective, the paper) | 'mean' (the mean of
       G(z) over the R restarts' results: an estimate of the mean over the solution set, which
-      is what PSNR rewards; restarts with a non-finite objective are left out).
+      is what PSNR rewards; restarts with a non-finite objective are left out) | 'realest' (G(z) of
+      the restart whose image the GAN's discriminator scores most real, params['discriminator']
+      needed: with Langevin, best-of-R discriminator rejection of posterior samples (Azadi et al.
+      2019); the lowest objective would pick the chain that fits the code best, which on MNIST is
+      the least realistic one, docs/FIDELITY.md).
     sampler: 'adam' (minimise: the paper's MAP estimate) | 'langevin' (sample the posterior
       p(z | y) ~ exp(-f(z) / (2 lam)) N(z; 0, I) by unadjusted Langevin dynamics,
       z <- z - lr / (2 lam) * grad(f + lam ||z||^2) + sqrt(2 lr) * noise, and return each
@@ -386,6 +390,10 @@ def _select(spec: SolverSpec, nets, params: PyTree, best_z, best_obj, objs, z_tr
   """Per image, the restart with the lowest objective (never a clean image), and its output."""
   b, big_r = best_obj.shape
   r = jnp.argmin(best_obj, axis=1)  # (B,)
+  if spec.output == 'realest':  # the restart D scores most real (a finite one where there is one)
+    xs = nets.G(params['generator'], best_z.reshape(b * big_r, -1))
+    logit = nets.D(params['discriminator'], xs).reshape(b, big_r)
+    r = jnp.argmax(jnp.where(jnp.isfinite(best_obj) & jnp.isfinite(logit), logit, -jnp.inf), axis=1)
   take = lambda a: jnp.take_along_axis(a, r.reshape((b, 1) + (1,) * (a.ndim - 2)), axis=1)[:, 0]
   z_star = take(best_z)
   x_one = None
@@ -615,6 +623,9 @@ def solve_all(nets, spec: SolverSpec, params: PyTree, targets, key: Array, *, lr
   if n == 0:
     raise UserError('solve_all got no images (targets is empty).')
   batch_size = batching.check_batch_size(batch_size)
+  if spec.output == 'realest' and 'discriminator' not in params:
+    raise UserError("output='realest' picks the restart by the GAN's discriminator: params need "
+                    "'discriminator' (load.load_trained and api.load include it).")
   if spec.objective in ('ge', 'ge_op') and 'autoencoder' not in params:
     raise UserError(f"objective={spec.objective!r} needs params['autoencoder'] (the trained encoder).")
   if spec.pixel_weight > 0 and 'observed' not in (op_params or {}):

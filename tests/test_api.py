@@ -17,7 +17,7 @@ def model(tiny_workdir):
 
 def test_load_reads_the_saved_config(model, tiny_config):
   assert model.config.name == tiny_config.name and model.image_shape == (28, 28, 1)
-  assert set(model.params) == {'generator', 'autoencoder'}
+  assert set(model.params) == {'generator', 'discriminator', 'autoencoder'}
 
 
 def test_restore_is_the_experiment_bit_for_bit(model, tiny_config, tiny_workdir, tmp_path):

@@ -139,7 +139,7 @@ def test_solve_uses_the_intact_step(tiny_workdir, tiny_config, tmp_path, capsys)
   _damage(f'{w}/gan/checkpoints/40/state/_METADATA', 'empty')
   before = _files(w)
   params = pretrain.load_trained(tiny_config, w)
-  assert set(params) == {'generator', 'autoencoder'}
+  assert set(params) == {'generator', 'discriminator', 'autoencoder'}
   captured = capsys.readouterr()
   assert 'step 40' in captured.err and 'using step 20' in captured.err
   assert 'step 20 of 40' in captured.out  # the usual note: G is not the finished one

@@ -396,6 +396,30 @@ def test_mean_output_averages_the_restarts_results():
   assert not np.allclose(mean.x, best.x, atol=1e-3)  # the restarts differ here
 
 
+def test_realest_output_picks_the_restart_the_discriminator_prefers():
+  """output='realest': per image the restart whose G(z) has the highest D(G(z)); the objective plays no
+  part. With D(x) = -||x - c||^2 the pick is the restart whose image is nearest c."""
+  class Scored(SineNets):
+    def D(self, p, x):
+      return -jnp.sum(jnp.square(x - p['c']), axis=(1, 2, 3))[:, None]
+  nets = Scored()
+  x0 = np.asarray(nets.G(LIN_PARAMS['generator'], latents(8, 4)))
+  spec = SolverSpec('gan', steps=40, restarts=3, n_init=1)
+  params = dict(LIN_PARAMS, discriminator={'c': jnp.float32(0.5)})
+  best = run(spec, x0, nets=nets, params=params, lr=0.05)
+  real = run(dataclasses.replace(spec, output='realest'), x0, nets=nets, params=params, lr=0.05)
+  np.testing.assert_allclose(real.restart_objectives, best.restart_objectives, rtol=1e-6)  # same restarts
+  # D's pick is one of the restarts (its objective is in the row), never less real than the objective's pick
+  assert np.all(np.isclose(real.restart_objectives, real.objective[:, None], rtol=1e-6).any(axis=1))
+  d_real = -np.sum((real.x - 0.5) ** 2, axis=(1, 2, 3))
+  d_best = -np.sum((best.x - 0.5) ** 2, axis=(1, 2, 3))
+  assert np.all(d_real >= d_best - 1e-5) and np.any(d_real > d_best + 1e-3)
+  np.testing.assert_allclose(np.asarray(nets.G(LIN_PARAMS['generator'], real.z)), real.x, atol=1e-5)
+  assert np.any(real.objective > best.objective + 1e-6)  # the objective played no part
+  with pytest.raises(UserError, match='discriminator'):
+    run(dataclasses.replace(spec, output='realest'), x0, nets=nets, lr=0.05)
+
+
 def test_mean_output_needs_restarts():
   with pytest.raises(UserError, match='restarts'):
     SolverSpec('ge', steps=10, restarts=1, n_init=0, output='mean')
