@@ -73,6 +73,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.solve.lam_ge_op = 0.001
   c.solve.ge_sample.lam = 0.01
   c.solve.ge_sample.lr = 0.001
+  c.solve.ge_sample.restarts = 1     # one chain, as validated here (MNIST's best of 4 by D was not tried on rock)
+  c.solve.ge_sample.output = 'best'
   # GE+pixels (ge_pix, not in the reported table here): at the step above its chain is unstable on
   # this G; capped to lr 0.0001 it is stable (results/rock64/NOTE.md, variants/val_ge_pix_*). photos64
   # inherits the cap (the same instability was seen there, not re-validated).

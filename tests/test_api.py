@@ -70,6 +70,7 @@ def test_ge_pix_is_the_sample_with_the_observed_pixels(model, tiny_config):
   assert np.abs(out.recon['ge_pix'] - out.recon['ge_sample']).max() > 1e-3
   far = api.Model(config=model.config.copy_and_resolve_references(), params=model.params, workdir=model.workdir)
   far.config.solve.ge_pix = {'pixel_var': 1e12}
+  far.config.solve.ge_sample.restarts, far.config.solve.ge_sample.output = 1, 'best'  # one chain each
   same = api.restore(far, clean, task='denoise', methods=('ge_sample', 'ge_pix'))
   np.testing.assert_allclose(same.recon['ge_pix'], same.recon['ge_sample'], atol=1e-5)
   far.config.solve.ge_pix = {'pixel_var': 1e12, 'restarts': 3, 'output': 'mean'}  # ge_pix's own chains

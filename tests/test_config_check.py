@@ -87,7 +87,7 @@ def test_whole_blocks_and_cross_checks(base):
   assert 'base_size' in _bad(base, lambda c: setattr(c.model, 'base_size', 5))
   assert 'nois' in _bad(base, lambda c: setattr(c.ae, 'augment', 'nois'))
   assert 'ge_pix.restarts >= 2' in _bad(base, lambda c: setattr(c.solve.ge_pix, 'restarts', 1))
-  assert 'ge_sample.restarts >= 2' in _bad(base, lambda c: setattr(c.solve.ge_sample, 'output', 'mean'))
+  assert 'ge_sample.restarts >= 2' in _bad(base, lambda c: c.solve.ge_sample.update(output='mean', restarts=1))
   assert "config.solve.ge_pix.output='median'" in _bad(base, lambda c: setattr(c.solve.ge_pix, 'output', 'median'))
 
 
