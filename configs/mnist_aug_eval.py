@@ -1,8 +1,9 @@
 """The reported evaluation: configs/mnist_aug.py's networks at the evaluation budget -> results/mnist.
 
-  python -m ge_jax.evaluate --config=configs/mnist_aug_eval.py     # checkpoints in runs/mnist_aug
+  python -m ge_jax.evaluate --config=configs/mnist_aug_eval.py --n=200    # checkpoints in runs/mnist_aug
 
-11 tasks x every method on the 500 test images, 60 Adam steps x 1 restart, best of 16 starts
+11 tasks x every method on 200 test images (the other two settings' N: an FD depends on N, so the
+three tables compare only at the same N), 60 Adam steps x 1 restart, best of 16 starts
 (mnist.reported_eval), the lambda sweep of results/mnist/lambda_sweep.png and the shift suite.
 """
 
