@@ -228,8 +228,6 @@ def restore(config, params, *, task: str, clean: np.ndarray | None = None, corru
                if {*GE_FORMS, 'ge_op', 'ae'} & set(methods) else None)
     if 'ae' in methods:
       recon['ae'] = solver.decode_all(nets, params, codes, bs)
-    if 'g_random' in methods:
-      recon['g_random'] = g_random(nets, params, key, indices, bs)
     for method in [m for m in methods if m not in ('ae', 'g_random')]:
       if method == 'gan' and op.code_only:
         notes['gan'] = 'not applicable: compression gives only the code E(x), no image to match'
@@ -267,6 +265,8 @@ def restore(config, params, *, task: str, clean: np.ndarray | None = None, corru
       if res.z_trace is not None:
         z_traces[method] = res.z_trace
       diverged[method] = [int(i) for i in indices[res.diverged]]
+    if 'g_random' in methods:  # last: a reference row, listed after the methods
+      recon['g_random'] = g_random(nets, params, key, indices, bs)
   wall = time.time() - t0
   return Outcome(task=task, description=op.description, indices=indices, clean=clean, corrupted=corrupted,
                  recon=recon, objective=objective, loss_trace=traces, diverged=diverged, notes=notes,
