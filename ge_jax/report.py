@@ -188,7 +188,7 @@ def realism_lines(tasks: list[dict], ext: str) -> list[str]:
   rows, at_most, within = [], 0, 0
   for t in tasks:
     g = _perception(t['methods'].get('g_random', {}), ext)
-    ge = {m: _perception(t['methods'][m], ext) for m in GE_FORMS if 'fd' in _perception(t['methods'].get(m, {}), ext)}
+    ge = {m: p for m in GE_FORMS if 'fd' in (p := _perception(t['methods'].get(m, {}), ext))}
     if 'fd' not in g or not ge:
       continue
     m = min(ge, key=lambda k: ge[k]['fd'])

@@ -387,24 +387,29 @@ def _schedule(spec: SolverSpec, t: Array) -> Array:
 
 
 def _select(spec: SolverSpec, nets, params: PyTree, best_z, best_obj, objs, z_trace) -> Result:
-  """Per image, the restart with the lowest objective (never a clean image), and its output."""
+  """Per image, the restart with the lowest objective (or, output 'realest', the one D scores most
+  real; never chosen by a clean image), and its output."""
   b, big_r = best_obj.shape
+  xs = None
+  if spec.output in ('mean', 'realest'):  # every restart's image, once
+    xs = nets.G(params['generator'], best_z.reshape(b * big_r, -1))
   r = jnp.argmin(best_obj, axis=1)  # (B,)
   if spec.output == 'realest':  # the restart D scores most real (a finite one where there is one)
-    xs = nets.G(params['generator'], best_z.reshape(b * big_r, -1))
     logit = nets.D(params['discriminator'], xs).reshape(b, big_r)
     r = jnp.argmax(jnp.where(jnp.isfinite(best_obj) & jnp.isfinite(logit), logit, -jnp.inf), axis=1)
+  if xs is not None:
+    xs = xs.reshape((b, big_r) + xs.shape[1:])
   take = lambda a: jnp.take_along_axis(a, r.reshape((b, 1) + (1,) * (a.ndim - 2)), axis=1)[:, 0]
   z_star = take(best_z)
   x_one = None
   if spec.output == 'mean':
-    xs = nets.G(params['generator'], best_z.reshape(b * big_r, -1))
-    xs = xs.reshape((b, big_r) + xs.shape[1:])
     ok = jnp.isfinite(best_obj).reshape((b, big_r) + (1,) * (xs.ndim - 2))
     x = jnp.sum(jnp.where(ok, xs, 0.), axis=1) / jnp.maximum(jnp.sum(ok, axis=1), 1)
     x = jnp.where(jnp.any(ok, axis=1), x, jnp.nan)  # no finite restart: reported as diverged
     if spec.sampler == 'langevin':  # chain 0, not the lowest objective: that choice is no sample
       x_one = jnp.where(ok[:, 0], xs[:, 0], jnp.nan)
+  elif spec.output == 'realest':
+    x = take(xs)
   else:
     x = nets.G(params['generator'], z_star)
   obj_star = take(best_obj)

@@ -25,19 +25,6 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def load_discriminator(config, workdir: str):
-  """D's parameters from the final GAN checkpoint (load.load_trained keeps only G's EMA)."""
-  import jax
-  from ge_jax import checkpoint
-  from ge_jax.models import Nets
-  from ge_jax.train_state import init_gan_state
-  target = jax.eval_shape(lambda: init_gan_state(Nets(config), config, jax.random.key(config.seed)))
-  with checkpoint.Checkpoints(os.path.join(workdir, 'gan', 'checkpoints'),
-                              shape_keys=checkpoint.PHASE_SHAPE_KEYS['gan']) as ckpts:
-    state, _ = ckpts.restore(target, config)
-  return state['d']
-
-
 def radius_probe(model, fd, n: int, radii=(6.0, 8.0, 10.0, 10.5, 12.0), seeds: int = 3) -> list[str]:
   import jax
   import jax.numpy as jnp
@@ -59,11 +46,10 @@ def radius_probe(model, fd, n: int, radii=(6.0, 8.0, 10.0, 10.5, 12.0), seeds: i
 def chains_probe(model, workdir: str, clean: np.ndarray, fd, psnr, task_names, chains: int, weights) -> list[str]:
   import jax
   import jax.numpy as jnp
-  from ge_jax import api, operators, tasks
+  from ge_jax import api
   from ge_jax.models import Nets
   nets, cfg = Nets(model.config), model.config
-  d_params = load_discriminator(cfg, workdir)
-  g_params, ae_params = model.params['generator'], model.params['autoencoder']
+  g_params, ae_params, d_params = (model.params[k] for k in ('generator', 'autoencoder', 'discriminator'))
   s = cfg.solve.ge_sample
   d_logit = jax.jit(lambda x: nets.D(d_params, x).reshape(x.shape[0]))
   code_res = jax.jit(lambda x, m: jnp.sum(jnp.square(nets.E(ae_params, x) - m), axis=-1))
@@ -89,12 +75,10 @@ def chains_probe(model, workdir: str, clean: np.ndarray, fd, psnr, task_names, c
     for c in range(chains):
       mc = api.Model(config=cfg.copy_and_resolve_references(), params=model.params, workdir=workdir)
       mc.config.solve.seed = int(cfg.solve.seed) + c
+      mc.config.solve.ge_sample.update(restarts=1, output='best')  # one chain per seed, whatever the config returns
       runs.append(api.restore(mc, clean, task=name, methods=('ge_sample',)))
     xs = np.stack([r.recon['ge_sample'] for r in runs])               # (R, N, H, W, C)
-    if runs[0].corrupted is None:
-      y = clean
-    else:
-      y = runs[0].corrupted
+    y = clean if runs[0].corrupted is None else runs[0].corrupted  # compression: the code of x itself
     m = nets.E(ae_params, jnp.asarray(y))
     ds = np.stack([np.asarray(d_logit(jnp.asarray(x))) for x in xs])
     cs = np.stack([np.asarray(code_res(jnp.asarray(x), m)) for x in xs])
