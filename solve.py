@@ -21,6 +21,7 @@ from absl import flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from ge_jax import cli  # noqa: E402
+from ge_jax.methods import METHODS  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/mnist.py', 'Config file (ml_collections).')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Where train.py left its checkpoints (default runs/<config.name>).')
@@ -31,9 +32,7 @@ _TASK = flags.DEFINE_string('task', None, 'Corruption: denoise|speckle|saltpeppe
                             'superres|compress|none (default config.solve.task; none with --input).')
 _N = flags.DEFINE_integer('n', None, 'Number of test images (default config.solve.n_images).')
 _INPUT = flags.DEFINE_string('input', None, '.npz with `corrupted` (and optionally `clean`), or an image folder.')
-_METHODS = flags.DEFINE_list('methods', ['ae', 'gan', 'ge', 'ge_sample', 'ge_pix', 'csgm', 'ge_op', 'classical',
-                                         'g_random'],
-                             'Methods to run (ge_jax/experiment.py).')
+_METHODS = flags.DEFINE_list('methods', list(METHODS), 'Methods to run (ge_jax/methods.py).')
 _OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace results already in --outdir.')
 _PROGRESS = flags.DEFINE_bool('progress', True, 'Show progress bars.')
 _MULTIHOST = flags.DEFINE_bool('multihost', None, 'Join a multi-host run (jax.distributed.initialize); run the '
@@ -108,14 +107,13 @@ def _realism(model, workdir: str, ds, labels, clean) -> tuple[list, object]:
 @cli.exit_on_user_error
 def main(argv):
   config = _CONFIG.value
-  from ge_jax import experiment
   from ge_jax.errors import UserError
   methods = list(dict.fromkeys(_METHODS.value))
-  unknown = [m for m in methods if m not in experiment.METHODS]
+  unknown = [m for m in methods if m not in METHODS]
   if unknown:
-    raise UserError(f'unknown --methods {",".join(unknown)}; choose from {",".join(experiment.METHODS)}.')
+    raise UserError(f'unknown --methods {",".join(unknown)}; choose from {",".join(METHODS)}.')
   workdir = cli.start(argv, config, _WORKDIR.value, _MULTIHOST.value, methods=methods)
-  from ge_jax import api, data, operators, parallel
+  from ge_jax import api, data, experiment, operators, parallel
   task = _TASK.value or ('none' if _INPUT.value is not None else config.solve.task)
   if task not in operators.TASKS:
     raise UserError(f'unknown --task {task!r}; choose one of {", ".join(operators.TASKS)}.')

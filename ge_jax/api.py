@@ -23,8 +23,8 @@ import numpy as np
 
 from ge_jax import experiment, load as load_lib, operators, tasks
 from ge_jax.errors import UserError
+from ge_jax.methods import METHODS
 
-METHODS = experiment.METHODS
 Outcome = experiment.Outcome
 
 
@@ -83,8 +83,8 @@ def restore(model: Model, clean: np.ndarray | None = None, *, task: str = 'denoi
       to score the result).
     task: an operator or evaluation task name (see the module docstring).
     corrupted: the observation for task 'none'.
-    methods: any of experiment.METHODS: 'ae', 'gan', 'ge', 'ge_sample', 'ge_pix' (blind); 'csgm', 'ge_op',
-      'classical' (the operator known).
+    methods: any of METHODS (ge_jax.methods): 'ae', 'gan', 'ge', 'ge_sample', 'ge_pix' (blind); 'csgm',
+      'ge_op', 'classical' (the operator known); 'g_random' (G's random samples, a reference).
     ops: overrides of config.ops for this call (e.g. {'denoise_sigma': 0.5}).
     indices: global image indices: image i's corruption and random starts depend on (seed, i) only.
     record_every: keep z every k solver steps (convergence curves), 0 = off.

@@ -15,11 +15,10 @@ import re
 from typing import Any, Callable
 
 from ge_jax.errors import UserError
+from ge_jax.methods import METHODS, SOLVER_METHODS
 
 # Keys a config may add although the base config does not have them (read with .get elsewhere).
 OPTIONAL_KEYS = frozenset({'note', 'declared_keys', 'solve.record_every', 'ops.inpaint_fill'})
-METHODS = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix', 'csgm', 'ge_op', 'classical', 'g_random')  # experiment.METHODS
-SOLVER_METHODS = ('gan', 'ge', 'csgm', 'ge_op')  # those with lam_<method>
 
 
 def _is_int(v) -> bool:

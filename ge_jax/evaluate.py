@@ -4,7 +4,7 @@
   python -m ge_jax.evaluate ... --split=val --n=100 --tasks=denoise-0.3,deblur --nofigures   # tuning
 
 Tasks are `ge_jax.tasks.EVAL_TASKS` (an operator plus the config.ops fields it changes); methods
-are experiment.METHODS (AE alone, GAN alone, GE's MAP and its posterior sample; CSGM, GE-op and the
+are ge_jax.methods.METHODS (AE alone, GAN alone, GE's MAP and its posterior sample; CSGM, GE-op and the
 classical restorations with the operator known; G's random samples as the realism reference), scored on PSNR / SSIM and on realism (FD / KID /
 classifier accuracy, ge_jax.perception), all run by
 `experiment.restore` with the config's solver settings (per-method `lam_<m>` included). The
@@ -39,8 +39,7 @@ import numpy as np
 from absl import flags
 
 from ge_jax import cli
-
-METHODS = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix', 'csgm', 'ge_op', 'classical', 'g_random')
+from ge_jax.methods import BLIND, METHODS, SOLVER_METHODS
 
 
 # What a results folder keeps from its previous run: the tuning runs, and the files other tools
@@ -74,7 +73,7 @@ class EvalSpec:
   sweep_n: int = 100                  # validation images of the sweep
   shift_tasks: tuple[str, ...] = ()   # tasks applied to the shift suite (ge_jax.shift); () = none
   shift_n: int = 0                    # test images of the shift suite
-  shift_methods: tuple[str, ...] = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix')
+  shift_methods: tuple[str, ...] = tuple(m for m in BLIND if m in METHODS)  # ge_pix_one comes with ge_pix
 
   @classmethod
   def from_config(cls, config) -> 'EvalSpec':
@@ -108,7 +107,7 @@ def settings(config) -> dict:
   s = config.solve
   out = dict(steps=s.steps, restarts=s.restarts, n_init=s.n_init, prior=s.prior, schedule=s.schedule,
              output=s.get('output', 'best'), seed=s.seed, ops_seed=config.ops.seed)
-  for m in ('gan', 'ge', 'csgm', 'ge_op'):
+  for m in SOLVER_METHODS:
     out[f'lr_{m}'] = float(experiment.method_setting(s, 'lr', m))
     out[f'lam_{m}'] = float(experiment.method_setting(s, 'lam', m))
   if 'ge_sample' in s:

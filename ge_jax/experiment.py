@@ -35,16 +35,10 @@ import numpy as np
 
 from ge_jax import classical, fileio, metrics, models, operators, perception, solver, tasks, viz
 from ge_jax.errors import UserError
+from ge_jax.methods import GE_FORMS, METHODS, OBJECTIVE, ROWS, SAMPLED, SHORT_LABELS
 from ge_jax.models import Nets
 
-METHODS = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix', 'csgm', 'ge_op', 'classical', 'g_random')
-BLIND = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix')   # need no knowledge of the operator
-GE_FORMS = ('ge', 'ge_sample', 'ge_pix')             # the generative encoder's forms (fit the code E(y))
-ROWS = METHODS[:5] + ('ge_pix_one',) + METHODS[5:]  # what a run returns: ge_pix (mean) adds its first chain
-OBJECTIVE = dict(gan='gan', ge='ge', ge_sample='ge', ge_pix='ge', csgm='csgm', ge_op='ge_op')  # latent methods
-ROW_LABELS = dict(clean='clean', corrupted='corrupted', ae='AE', gan='GAN', ge='GE', ge_sample='GE sample',
-                  ge_pix='GE+pixels', ge_pix_one='GE+pix 1 chain',
-                  csgm='CSGM', ge_op='GE-op', classical='classical', g_random='G random')
+ROW_LABELS = dict(clean='clean', corrupted='corrupted') | SHORT_LABELS
 DOMAIN_METRICS = ('auto', 'rock', 'none')            # config.eval.domain_metrics
 _G_RANDOM_STREAM = 2_000_003  # fold_in tag of g_random's latents, apart from the solver's draws
 
@@ -103,7 +97,7 @@ def method_solve(solve_cfg, method: str, record_every: int = 0) -> tuple[solver.
   """(spec, lr, lam) of a latent method: config.solve with lam_<method>; ge_sample and ge_pix from
   config.solve.ge_sample, ge_pix's pixel weight lam / s2 from config.solve.ge_pix.pixel_var."""
   spec = solver.SolverSpec.from_config(solve_cfg, OBJECTIVE[method])
-  if method in ('ge_sample', 'ge_pix'):
+  if method in SAMPLED:
     s = solve_cfg.ge_sample
     spec = dataclasses.replace(spec, sampler='langevin', prior='l2', steps=s.steps, restarts=s.restarts,
                                n_init=s.n_init, output=s.output, schedule='constant',

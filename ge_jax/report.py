@@ -12,18 +12,9 @@ import os
 import numpy as np
 
 from ge_jax import fileio, viz
+from ge_jax.methods import BLIND, GE_FORMS, KNOWN, LABELS as METHOD_LABELS, PIXELS, ROWS
 
-LABELS = dict(corrupted='input', ae='AE only', gan='GAN only', ge='GE', ge_sample='GE sample', ge_pix='GE+pixels',
-              ge_pix_one='GE+pixels, one chain',
-              csgm='CSGM (A known)', ge_op='GE-op (A known)', classical='classical (A known)',
-              g_random='G random (no input)')
-BLIND = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix', 'ge_pix_one')
-# experiment.GE_FORMS and the row ge_pix adds (its first chain, where it returns the chains' mean)
-GE_FORMS = ('ge', 'ge_sample', 'ge_pix', 'ge_pix_one')
-PIXELS = ('ge_pix', 'ge_pix_one')          # the extension (pixels beside the code), apart from the paper's forms
-KNOWN = ('csgm', 'ge_op', 'classical')
-REFERENCE = ('g_random',)  # G's random samples: G's realism at the same N, never a restoration
-
+LABELS = dict(corrupted='input') | METHOD_LABELS
 
 
 def _fmt(e: dict | None, key: str, digits: int, bold: bool) -> str:
@@ -41,7 +32,7 @@ def _best(methods: dict, key: str) -> str | None:
 def _methods(tasks: list[dict]) -> list[str]:
   """The methods present in any task, blind ones first, the reference last."""
   present = {m for t in tasks for m in t['methods']}
-  return [m for m in BLIND + KNOWN + REFERENCE if m in present]
+  return [m for m in ROWS if m in present]
 
 
 def markdown_table(tasks: list[dict], key: str, digits: int) -> list[str]:
@@ -164,6 +155,7 @@ def front_lines(tasks: list[dict], ext: str) -> list[str]:
   from ge_jax.perception import pareto_front
   lines, on, on_plain = [], 0, 0
   plain = tuple(m for m in BLIND if m not in PIXELS)
+  paper = set(GE_FORMS) - set(PIXELS)
   ran_pix = any(set(PIXELS) & set(t['methods']) for t in tasks)
   for t in tasks:
     blind, _ = pd_points(t, ext, BLIND)
@@ -171,7 +163,7 @@ def front_lines(tasks: list[dict], ext: str) -> list[str]:
     fb, fa = pareto_front(blind), pareto_front(every)
     ge_on = [m for m in GE_FORMS if m in fb]
     on += bool(ge_on)
-    on_plain += bool({'ge', 'ge_sample'} & set(pareto_front(pd_points(t, ext, plain)[0])))
+    on_plain += bool(paper & set(pareto_front(pd_points(t, ext, plain)[0])))
     lines.append(f'- {t["task"]}: blind front {", ".join(LABELS[m] for m in fb) or "none"}; '
                  f'front of all methods {", ".join(LABELS[m] for m in fa) or "none"}'
                  + ('' if ge_on else ' (**GE not on the blind front**)'))
@@ -211,7 +203,7 @@ def plot_pd(outdir: str, tasks: list[dict], ext: str) -> list[str]:
   from ge_jax import pd_plot
   names = []
   for t in tasks:
-    pts, errs = pd_points(t, ext, ('corrupted',) + BLIND + KNOWN + REFERENCE)
+    pts, errs = pd_points(t, ext, ('corrupted',) + ROWS)
     if len(pts) < 2:
       continue
     name = f'pd_{t["task"]}.png'
@@ -243,7 +235,7 @@ def variants_table(outdir: str) -> list[str]:
   if not runs:
     return []
   from ge_jax.perception import pareto_front
-  shown = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix', 'ge_pix_one', 'csgm')
+  shown = BLIND + ('csgm',)
   lines = ['Mean over the run\'s tasks of PSNR (dB) / FD; "front": tasks where GE (any form) is on the blind '
            'PSNR / FD front.', '',
            '| variant | split, n | what it changes | tasks | ' + ' | '.join(LABELS[m] for m in shown) + ' | front |',

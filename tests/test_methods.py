@@ -45,6 +45,16 @@ def test_objectives_are_the_solvers():
   assert {m for m in methods.OBJECTIVE if m in solver.FORWARD_OBJECTIVES} == set(methods.KNOWN) & set(methods.OBJECTIVE)
 
 
+def test_the_modules_use_the_table():
+  from ge_jax import api, config_check, evaluate, experiment, report
+  for module in (api, config_check, evaluate, experiment):
+    assert module.METHODS is methods.METHODS
+  assert experiment.ROWS is methods.ROWS and report.BLIND is methods.BLIND
+  assert set(report.LABELS) == {'corrupted', *methods.ROWS}
+  assert set(experiment.ROW_LABELS) == {'clean', 'corrupted', *methods.ROWS}
+  assert evaluate.EvalSpec().shift_methods == ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix')
+
+
 def test_the_table_and_the_flag_modules_import_no_jax():
   # config_check and the CLIs' flag definitions read the table before JAX loads
   code = ('import sys, ge_jax.methods, ge_jax.config_check, ge_jax.evaluate; '
