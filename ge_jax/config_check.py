@@ -15,7 +15,7 @@ import re
 from typing import Any, Callable
 
 from ge_jax.errors import UserError
-from ge_jax.methods import METHODS, SOLVER_METHODS
+from ge_jax.methods import METHODS, SAMPLED, SOLVER_METHODS
 
 # Keys a config may add although the base config does not have them (read with .get elsewhere).
 OPTIONAL_KEYS = frozenset({'note', 'declared_keys', 'solve.record_every', 'ops.inpaint_fill'})
@@ -224,7 +224,7 @@ def check_values(config, base) -> None:
 
 def check_together(config, base, methods=METHODS) -> None:
   """Settings that are each valid but meaningless together, or that the libraries reject."""
-  from ge_jax import models, operators, pretrain
+  from ge_jax import experiment, models, operators, pretrain
   from ge_jax.solver import SolverSpec
   models.num_upsamplings(config.data.image_size, config.model.base_size)
   ae = config.ae
@@ -237,11 +237,8 @@ def check_together(config, base, methods=METHODS) -> None:
     operators.make(task, config.ops, shape)
   for m in SOLVER_METHODS:
     SolverSpec.from_config(config.solve, m)
-  for block in ('ge_sample', 'ge_pix'):  # a mean needs chains to average
-    b = config.solve.get(block, None) or {}
-    if b.get('output', None) == 'mean' and b.get('restarts', config.solve.ge_sample.restarts) < 2:
-      raise UserError(f"config.solve.{block}.output='mean' averages over chains; set "
-                      f'config.solve.{block}.restarts >= 2.')
+  for m in SAMPLED:  # their chains and output, as the run reads them (a mean needs two chains)
+    experiment.sampler_output(config.solve, m)
   # Found here, not when the first batch is scored after the solve. ('auto' gives rock only for
   # data.source='rock', whose loader states its own one-channel rule.)
   if config.eval.domain_metrics == 'rock' and config.data.channels != 1:

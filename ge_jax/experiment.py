@@ -99,14 +99,14 @@ def method_solve(solve_cfg, method: str, record_every: int = 0) -> tuple[solver.
   spec = solver.SolverSpec.from_config(solve_cfg, OBJECTIVE[method])
   if method in SAMPLED:
     s = solve_cfg.ge_sample
-    spec = dataclasses.replace(spec, sampler='langevin', prior='l2', steps=s.steps, restarts=s.restarts,
-                               n_init=s.n_init, output=s.output, schedule='constant',
+    restarts, output = sampler_output(solve_cfg, method)
+    spec = dataclasses.replace(spec, sampler='langevin', prior='l2', steps=s.steps, restarts=restarts,
+                               n_init=s.n_init, output=output, schedule='constant',
                                lam_count=s.get('lam_count', None), temperature=s.get('temperature', 1.0))
     lr, lam = s.lr, s.lam
     if method == 'ge_pix':
       s2, cap = pixel_var(solve_cfg), max_pixel_step(solve_cfg)
-      restarts, output = _ge_pix_output(solve_cfg)
-      spec = dataclasses.replace(spec, pixel_weight=float(lam) / s2, restarts=restarts, output=output,
+      spec = dataclasses.replace(spec, pixel_weight=float(lam) / s2,
                                  temperature=_ge_pix_setting(solve_cfg, 'temperature', 1.0,
                                                              'the Langevin temperature, 1 = the posterior'))
       # The chain's step on the pixel term is lr / (2 s2): a small s2 makes that term stiff, and a
@@ -133,16 +133,16 @@ def _ge_pix_setting(solve_cfg, name: str, default: float, what: str) -> float:
   return float(value)
 
 
-def _ge_pix_output(solve_cfg) -> tuple[int, str]:
-  """ge_pix's (restarts, output): config.solve.ge_pix's, each else config.solve.ge_sample's."""
-  block, s = solve_cfg.get('ge_pix', None) or {}, solve_cfg.ge_sample
+def sampler_output(solve_cfg, method: str) -> tuple[int, str]:
+  """A sampled method's (chains per image, output): config.solve.<method>'s, each else
+  config.solve.ge_sample's (a config saved before ge_pix existed has no block of its own)."""
+  block, s = solve_cfg.get(method, None) or {}, solve_cfg.ge_sample
   restarts, output = block.get('restarts', s.restarts), block.get('output', s.output)
   if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
-    raise UserError(f'config.solve.ge_pix.restarts={restarts!r} must be an integer >= 1 (chains per image).')
+    raise UserError(f'config.solve.{method}.restarts={restarts!r} must be an integer >= 1 (chains per image).')
   if output not in solver.OUTPUTS:
-    raise UserError(f'config.solve.ge_pix.output={output!r} is not one of {", ".join(map(repr, solver.OUTPUTS))}.')
-  if output == 'mean' and restarts < 2:
-    raise UserError("config.solve.ge_pix.output='mean' averages over chains; set config.solve.ge_pix.restarts >= 2.")
+    raise UserError(f'config.solve.{method}.output={output!r} is not one of {", ".join(map(repr, solver.OUTPUTS))}.')
+  solver.check_mean_output(output, restarts, f'solve.{method}', 'chains')
   return restarts, output
 
 

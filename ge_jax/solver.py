@@ -123,6 +123,13 @@ ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
 _NOISE_STREAM = 1_000_003  # fold_in tag of the Langevin noise keys, apart from the initial draws'
 
 
+def check_mean_output(output: str, restarts: int, block: str = 'solve', over: str = 'restarts') -> None:
+  """output='mean' of config.<block> averages the images of its restarts (Langevin: its chains); one
+  alone has nothing to average, so it is an error rather than a silent 'best'."""
+  if output == 'mean' and restarts < 2:
+    raise UserError(f"config.{block}.output='mean' averages over {over}; set config.{block}.restarts >= 2.")
+
+
 @dataclasses.dataclass(frozen=True)
 class SolverSpec:
   """Static description of a solve; changing any field recompiles.
@@ -193,8 +200,7 @@ class SolverSpec:
                         f'{", ".join(map(repr, allowed))}.')
     if self.sampler == 'langevin' and self.prior != 'l2':
       raise UserError(f"sampler='langevin' samples under the Gaussian prior: set prior='l2', not {self.prior!r}.")
-    if self.output == 'mean' and self.restarts < 2:
-      raise UserError("config.solve.output='mean' averages over restarts; set config.solve.restarts >= 2.")
+    check_mean_output(self.output, self.restarts)
     for name, low in (('steps', 1), ('restarts', 1), ('n_init', 0), ('record_every', 0)):
       v = getattr(self, name)
       if not batching.is_int(v) or v < low:

@@ -91,6 +91,20 @@ def test_whole_blocks_and_cross_checks(base):
   assert "config.solve.ge_pix.output='median'" in _bad(base, lambda c: setattr(c.solve.ge_pix, 'output', 'median'))
 
 
+def test_a_mean_of_one_chain_is_one_sentence_wherever_it_is_found(base):
+  from ge_jax import experiment, solver
+  msg = _bad(base, lambda c: c.solve.ge_sample.update(output='mean', restarts=1))
+  assert msg == "config.solve.ge_sample.output='mean' averages over chains; set config.solve.ge_sample.restarts >= 2."
+  c = base.copy_and_resolve_references()
+  c.solve.ge_sample.update(output='mean', restarts=1)
+  with pytest.raises(UserError) as e:  # the run, where config_check did not run first (the API)
+    experiment.method_solve(c.solve, 'ge_sample')
+  assert str(e.value) == msg
+  with pytest.raises(UserError) as e:  # config.solve's own restarts
+    solver.SolverSpec(objective='ge', steps=1, restarts=1, n_init=0, output='mean')
+  assert str(e.value) == "config.solve.output='mean' averages over restarts; set config.solve.restarts >= 2."
+
+
 def test_a_setting_ignored_where_it_was_changed_is_an_error(base):
   assert "source='folder'" in _bad(base, lambda c: setattr(c.data, 'path', 'my_images'))
   assert 'vae' in _bad(base, lambda c: setattr(c.ae, 'kl_weight', 0.1))
