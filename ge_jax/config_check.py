@@ -147,6 +147,7 @@ def rules() -> dict[str, tuple[Callable[[Any], bool], str]]:
       'solve.ge_sample.temperature': _positive(),
       'solve.ge_sample.lam_count': ((lambda v: v is None or (_is_num(v) and 0 < v < float('inf'))),
                                     'None (lam fixed) or a number > 0'),
+      'solve.ge_pix.lam': _optional(_positive()),
       'solve.ge_pix.pixel_var': _positive(),
       'solve.ge_pix.max_pixel_step': _positive(),
       'solve.ge_pix.temperature': _positive(),

@@ -95,7 +95,8 @@ def method_setting(solve_cfg, name: str, method: str):
 
 def method_solve(solve_cfg, method: str, record_every: int = 0) -> tuple[solver.SolverSpec, float, float]:
   """(spec, lr, lam) of a latent method: config.solve with lam_<method>; ge_sample and ge_pix from
-  config.solve.ge_sample, ge_pix's pixel weight lam / s2 from config.solve.ge_pix.pixel_var."""
+  config.solve.ge_sample, ge_pix's own lam (else ge_sample's) and its pixel weight lam / s2 from
+  config.solve.ge_pix."""
   spec = solver.SolverSpec.from_config(solve_cfg, OBJECTIVE[method])
   if method in SAMPLED:
     s = solve_cfg.ge_sample
@@ -105,6 +106,9 @@ def method_solve(solve_cfg, method: str, record_every: int = 0) -> tuple[solver.
                                lam_count=s.get('lam_count', None), temperature=s.get('temperature', 1.0))
     lr, lam = s.lr, s.lam
     if method == 'ge_pix':
+      # Its own lam where set: the two chains were tuned apart (configs/mnist.py), and a smaller code
+      # variance that sharpens the code-only sample does not carry over to the chain with pixels.
+      lam = _ge_pix_setting(solve_cfg, 'lam', float(lam), "the code error's variance, as ge_sample's lam")
       s2, cap = pixel_var(solve_cfg), max_pixel_step(solve_cfg)
       spec = dataclasses.replace(spec, pixel_weight=float(lam) / s2,
                                  temperature=_ge_pix_setting(solve_cfg, 'temperature', 1.0,
@@ -127,7 +131,8 @@ DEFAULT_MAX_PIXEL_STEP = 0.05
 
 def _ge_pix_setting(solve_cfg, name: str, default: float, what: str) -> float:
   block = solve_cfg.get('ge_pix', None)
-  value = default if block is None else block.get(name, default)
+  value = None if block is None else block.get(name, None)
+  value = default if value is None else value  # unset (absent or None): the default
   if not (isinstance(value, (int, float)) and 0 < value < float('inf')):
     raise UserError(f'config.solve.ge_pix.{name}={value!r} must be a number > 0 ({what}).')
   return float(value)

@@ -94,10 +94,16 @@ def test_ge_pix_is_the_sample_with_the_observed_pixels(model, tiny_config):
   stiff.solve.ge_pix = {'temperature': 0.25}  # each chain its own temperature, 1 unless set
   assert experiment.method_solve(stiff.solve, 'ge_pix')[0].temperature == 0.25
   assert experiment.method_solve(stiff.solve, 'ge_sample')[0].temperature == 1.0
+  stiff.solve.ge_pix = {'lam': 0.5, 'pixel_var': 0.3}  # its own code variance; the pixel weight follows it
+  spec, _, lam = experiment.method_solve(stiff.solve, 'ge_pix')
+  assert lam == 0.5 and spec.pixel_weight == pytest.approx(0.5 / 0.3)
+  assert experiment.method_solve(stiff.solve, 'ge_sample')[2] == stiff.solve.ge_sample.lam != 0.5
+  stiff.solve.ge_pix = {'lam': None, 'pixel_var': 0.3}  # unset: ge_sample's
+  assert experiment.method_solve(stiff.solve, 'ge_pix')[2] == stiff.solve.ge_sample.lam
   stiff.solve.ge_pix = {'temperature': 0.0}
   with pytest.raises(UserError, match='temperature'):
     experiment.method_solve(stiff.solve, 'ge_pix')
-  for bad, match in (({'restarts': 0}, 'restarts'), ({'output': 'median'}, 'output'),
+  for bad, match in (({'restarts': 0}, 'restarts'), ({'output': 'median'}, 'output'), ({'lam': 0.0}, 'lam='),
                      ({'output': 'mean', 'restarts': 1}, 'restarts >= 2')):
     stiff.solve.ge_pix = bad
     with pytest.raises(UserError, match=match):

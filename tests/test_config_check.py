@@ -89,6 +89,7 @@ def test_whole_blocks_and_cross_checks(base):
   assert 'ge_pix.restarts >= 2' in _bad(base, lambda c: setattr(c.solve.ge_pix, 'restarts', 1))
   assert 'ge_sample.restarts >= 2' in _bad(base, lambda c: c.solve.ge_sample.update(output='mean', restarts=1))
   assert "config.solve.ge_pix.output='median'" in _bad(base, lambda c: setattr(c.solve.ge_pix, 'output', 'median'))
+  assert 'config.solve.ge_pix.lam' in _bad(base, lambda c: setattr(c.solve.ge_pix, 'lam', -0.1))
 
 
 def test_a_mean_of_one_chain_is_one_sentence_wherever_it_is_found(base):
