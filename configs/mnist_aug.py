@@ -12,10 +12,12 @@ def get_config():
   c.name = 'mnist_aug'
   c.note = 'AE trained as a denoising AE on all corruption families: Dec(E(P(x))) ~ x (weight 1)'
   c.ae.augment = 'all'
-  # ge_sample's lam: 0.1, chosen from 0.1 / 0.3 / 1 (results/mnist/NOTE.md); 0.03 (the paper AE's
-  # choice) is a tie on realism here (mean FD 63.5 against 65.9, a difference of 2.4 +- 8.4) at 0.62 dB
-  # less PSNR (results/mnist/variants/val_sample_lam0.03), so the higher PSNR is kept.
-  c.solve.ge_sample.lam = 0.1
+  # ge_sample's lam: configs/mnist.py's 0.03, by the criterion of results/mnist/NOTE.md (the lowest
+  # mean FD within 1 dB of the best mean PSNR): 15.44 dB / FD 63.5 against lam 0.1's 16.06 / 65.9 on
+  # 100 validation digits (variants/val_sample_lam0.03, val_sample_realest4), an FD gain within its
+  # standard error (8.4). GE+pixels keeps lam 0.1 (configs/mnist.py), as tuned. On the test split
+  # 0.03 lost to 0.1 on both means (15.35 dB / FD 54 against 16.03 / 50): kept, as the criterion stated
+  # before the test chose it (docs/FIDELITY.md, section 6, on the noise clause it lacks).
   # GE+pixels: pixel_var 0.3 (mu = lam / 0.3 = 0.33) chosen from 0.03 / 0.1 / 0.3 / 1 on 100 validation
   # digits by the criterion of results/mnist/NOTE.md (lowest mean FD within 1 dB of the best mean PSNR).
   c.solve.ge_pix.pixel_var = 0.3
