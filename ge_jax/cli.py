@@ -41,16 +41,21 @@ def setup_jax(multihost: bool | None = None, cpu_devices: int | str = 'auto') ->
   from absl import logging as absl_logging
   absl_logging.set_verbosity(absl_logging.WARNING)
   absl_logging.get_absl_logger().addFilter(_QuietTfds())
+  enable_compilation_cache()
+  from ge_jax import parallel
+  parallel.split_cpu(cpu_devices)
+  if parallel.initialize(multihost):
+    print(f'multi-host: {parallel.describe()}', flush=True)
+
+
+def enable_compilation_cache() -> None:
+  """XLA's persistent compilation cache in $GE_JAX_CACHE (default ~/.cache/ge-jax/xla; '' turns it off)."""
   import jax
   cache = os.environ.get('GE_JAX_CACHE', os.path.expanduser('~/.cache/ge-jax/xla'))
   if cache:
     jax.config.update('jax_compilation_cache_dir', cache)
     jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.2)
     jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
-  from ge_jax import parallel
-  parallel.split_cpu(cpu_devices)
-  if parallel.initialize(multihost):
-    print(f'multi-host: {parallel.describe()}', flush=True)
 
 
 def start(argv: list[str], config, workdir: str | None, multihost: bool | None = False,

@@ -17,6 +17,12 @@ import jax  # noqa: E402  (after the variable: a jax imported first still gets t
 
 jax.config.update('jax_default_matmul_precision', os.environ['JAX_DEFAULT_MATMUL_PRECISION'])
 
+# The CLIs' persistent compilation cache, here too: most of a test's time on CPU is XLA compiling, and
+# many tests (and the CLIs they start) compile the same programs, which the cache then compiles once.
+from ge_jax import cli  # noqa: E402
+
+cli.enable_compilation_cache()
+
 
 def run_cli(*args, timeout=300, env=None):
   """Runs `python <args>` from the repo root; returns the CompletedProcess (text)."""
