@@ -103,9 +103,9 @@ def sample_quality(config, workdir: str, *, n_samples: int | None = None, steps:
   from ge_jax import data, load
   from ge_jax.models import Nets
   ds = data.load(config.data)
+  g = load.load_trained(config, workdir)['generator']  # first: no classifier trained for a workdir without G
   clf = load_or_train(workdir, ds, steps=steps, seed=int(config.seed))
   nets = Nets(config)
-  g = load.load_trained(config, workdir)['generator']
   n = n_samples or len(ds.test)
   z = jax.random.normal(jax.random.key(int(config.seed) + 777), (n, nets.latent_dim))
   samples = batching.map_batched(jax.jit(nets.G), g, z, min(500, n))

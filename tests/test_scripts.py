@@ -29,6 +29,7 @@ def test_classifier_and_latent_viz_clis_fail_in_one_line(tmp_path):
   for module in ('ge_jax.classifier', 'ge_jax.latent_viz'):
     line = error_line(run_cli('-m', module, f'--workdir={tmp_path / "none"}'))
     assert 'train first' in line, (module, line)
+    assert not os.path.exists(tmp_path / 'none'), module  # nothing trained or written before the check
 
 
 def _code_errors_module():
