@@ -5,6 +5,8 @@ import os
 import nbformat
 from nbclient import NotebookClient
 
+from conftest import xla_flags
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(ROOT, 'notebooks', 'colab_tpu.ipynb')
 
@@ -23,7 +25,7 @@ def _text(nb) -> str:
 
 def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
   # The kernel inherits this environment: 8 CPU devices like a TPU v2-8, a tiny short run.
-  monkeypatch.setenv('XLA_FLAGS', '--xla_force_host_platform_device_count=8')
+  monkeypatch.setenv('XLA_FLAGS', xla_flags('--xla_force_host_platform_device_count=8'))
   monkeypatch.setenv('JAX_PLATFORMS', 'cpu')
   monkeypatch.setenv('GE_JAX_CACHE', '')
   monkeypatch.setenv('PYTHONPATH', ROOT)

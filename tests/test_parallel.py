@@ -21,6 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N_SOLVE = 13  # not a multiple of 8: the solver pads to 16 and drops the padding
 TASK, METHODS = 'inpaint', ('ge', 'csgm')  # csgm: per-image operator parameters are sharded too
 ONE_DONE = 'one.done'  # written when the 1-device run is trained, so the child can restore it
+EIGHT = '--xla_force_host_platform_device_count=8'
 
 
 # The tiny config cut to a few steps (1 vs 8 devices must agree to float tolerance), as one table for
@@ -130,7 +131,10 @@ def _wait_for(path: str, timeout: float = 600) -> None:
 
 
 def _start(args, env):
+  from conftest import xla_flags  # here, not at the top: the child process runs this file too
   full = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED='1', JAX_PLATFORMS='cpu', GE_JAX_CACHE='', **env)
+  if 'XLA_FLAGS' in env:
+    full['XLA_FLAGS'] = xla_flags(env['XLA_FLAGS'])  # the session's flags, and the child's own
   return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=full, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)
 
@@ -159,7 +163,7 @@ def runs(tmp_path_factory):
   from ge_jax import parallel, pretrain
   d = str(tmp_path_factory.mktemp('parallel'))
   c = short_config()
-  proc = _start(['tests/test_parallel.py', 'child', d], dict(XLA_FLAGS='--xla_force_host_platform_device_count=8'))
+  proc = _start(['tests/test_parallel.py', 'child', d], dict(XLA_FLAGS=EIGHT))
   try:
     mesh1 = parallel.make_mesh(jax.devices()[:1])
     _train(c, os.path.join(d, 'one'), mesh1)
@@ -269,7 +273,7 @@ def test_solve_cli_batch_on_8_devices_equals_1_device(runs):
   """solve.py --batch with 8 devices: 13 images spread over them, the 1-device results."""
   outdir = os.path.join(runs['dir'], 'solve_cli_8')
   (out,) = _finish([_start(_solve_args(os.path.join(runs['dir'], 'one'), outdir),
-                           dict(XLA_FLAGS='--xla_force_host_platform_device_count=8'))])
+                           dict(XLA_FLAGS=EIGHT))])
   assert os.path.exists(os.path.join(outdir, 'metrics.json')), out[-3000:]
   _check_solve_npz(os.path.join(outdir, 'reconstructions.npz'), runs['solve_1'])
 
