@@ -16,8 +16,8 @@ os.environ.setdefault('JAX_DEFAULT_MATMUL_PRECISION', 'highest')
 
 # The tests' programs are tiny and run for moments, but XLA:CPU spends up to seconds in LLVM's
 # optimisation passes on each one: without them a compile takes a fifth to a half of the time and
-# the tiny runs are no slower. The optimisation level changes how XLA's code runs, not what it
-# computes. Set before JAX starts its backend, so that this process and every child inherit it;
+# the tiny runs are no slower. The optimisation level changes how XLA's code runs, not the maps it
+# computes (a float sum may round differently). Set before JAX starts its backend, so that this process and every child inherit it;
 # tests that give a child its own XLA_FLAGS add to `xla_flags()`.
 OPT_FLAG = '--xla_backend_optimization_level=0'
 if OPT_FLAG.split('=')[0] not in os.environ.get('XLA_FLAGS', ''):

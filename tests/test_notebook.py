@@ -27,7 +27,6 @@ def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
   # The kernel inherits this environment: 8 CPU devices like a TPU v2-8, a tiny short run.
   monkeypatch.setenv('XLA_FLAGS', xla_flags('--xla_force_host_platform_device_count=8'))
   monkeypatch.setenv('JAX_PLATFORMS', 'cpu')
-  monkeypatch.setenv('GE_JAX_CACHE', '')
   monkeypatch.setenv('PYTHONPATH', ROOT)
   monkeypatch.setenv('GE_JAX_NOTEBOOK_CONFIG', 'mnist_tiny')
   monkeypatch.setenv('GE_JAX_NOTEBOOK_WORKDIR', str(tmp_path / 'run'))

@@ -70,8 +70,9 @@ def _solve(config, params, place=None, plan=None):
 
 def child(outdir: str) -> None:
   """Runs under 8 CPU devices: trains, restores the 1-device run, solves; writes what it saw."""
-  from ge_jax import data, parallel, pretrain, solver
+  from ge_jax import cli, data, parallel, pretrain, solver
   from ge_jax.models import Nets
+  cli.enable_compilation_cache()  # as the pytest process: a rerun loads the 8-device programs
   report = dict(device_count=jax.device_count())
   mesh8 = parallel.make_mesh()
   c = short_config()
@@ -132,7 +133,7 @@ def _wait_for(path: str, timeout: float = 600) -> None:
 
 def _start(args, env):
   from conftest import xla_flags  # here, not at the top: the child process runs this file too
-  full = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED='1', JAX_PLATFORMS='cpu', GE_JAX_CACHE='', **env)
+  full = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED='1', JAX_PLATFORMS='cpu', **env)
   if 'XLA_FLAGS' in env:
     full['XLA_FLAGS'] = xla_flags(env['XLA_FLAGS'])  # the session's flags, and the child's own
   return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=full, stdout=subprocess.PIPE,
@@ -248,7 +249,8 @@ def _free_port() -> int:
 def _multihost(args: list[str], n_proc: int = 2, n_dev: int = 2) -> list[str]:
   """Runs `python <args> --multihost` as n_proc processes x n_dev CPU devices; their outputs."""
   port = _free_port()
-  env = lambda i: dict(XLA_FLAGS=f'--xla_force_host_platform_device_count={n_dev}',
+  # No compilation cache: the processes would write the same entries at once.
+  env = lambda i: dict(XLA_FLAGS=f'--xla_force_host_platform_device_count={n_dev}', GE_JAX_CACHE='',
                        JAX_COORDINATOR_ADDRESS=f'localhost:{port}', JAX_NUM_PROCESSES=str(n_proc),
                        JAX_PROCESS_ID=str(i))
   procs = [_start([*args, '--multihost'], env(i)) for i in range(n_proc)]
