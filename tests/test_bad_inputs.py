@@ -65,12 +65,15 @@ TRAIN = [
     ('stray_argument', 'unexpected argument'),
     ('--config.data.source=folder --config.data.path={S}/nope', 'nope'),
     ('--config.data.source=folder --config.data.path={S}/empty', 'empty'),
-    ('--config.data.source=folder --config.data.path={S}/small --config.data.resize=False', '32'),
+    ('--config.data.source=folder --config.data.path={S}/small --config.data.resize=False',
+     'is 32x32 but the config expects 28x28'),
+    ('--config.data.source=folder --config.data.path={S}/small --config.data.channels=3', 'channels'),
     ('--config.data.source=folder --config.data.path={S}/broken', 'broken.png'),
     ('--config.data.source=npz --config.data.path={S}/text.npz', 'text.npz'),
     ('--config.data.path={S}/small', 'no effect'),  # source still 'auto': the folder would be ignored
     ('--config.ae.kl_weight=0.1', 'no effect'),
-    ('--workdir={S}/w --config.ae.code_dim=3', 'different config'),
+    ('--workdir={S}/w --config.ae.code_dim=3', 'different config (ae.code_dim'),
+    ('--workdir={S}/w --config.ae.lr_schedule=cosine', "ae.lr_schedule: saved 'constant', now 'cosine'"),
     ('--workdir={S}/damaged', 'no intact checkpoint'),
 ]
 SOLVE = [

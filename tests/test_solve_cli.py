@@ -5,6 +5,7 @@ import os
 import time
 
 import numpy as np
+import pytest
 
 from conftest import error_line as _error_line, run_cli
 
@@ -82,6 +83,7 @@ def test_single_image_mode_prints_objective_per_step(tiny_workdir, tmp_path):
   assert json.load(open(tmp_path / 'metrics.json'))['indices'] == [3]
 
 
+@pytest.mark.slow  # the same rows run in tests/test_bad_inputs.py's table, in one process
 def test_bad_input(tiny_workdir, tmp_path):
   base = ['solve.py', '--batch', TINY, f'--workdir={tiny_workdir}']
   assert 'blur' in _error_line(run_cli(*base, '--task=blur'))

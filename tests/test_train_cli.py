@@ -9,6 +9,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from conftest import ROOT, error_line as _error_line, run_cli
@@ -32,10 +33,7 @@ def test_tiny_run_then_rerun_resumes_without_retraining(tmp_path):
   second = run_cli('train.py', TINY, f'--workdir={w}', '--noprogress')
   assert second.returncode == 0, second.stderr[-3000:]
   assert '[gan] already trained' in second.stdout and '[ae] already trained' in second.stdout
-  # another AE learning-rate schedule keeps another optimizer state: refused in one sentence
-  other = run_cli('train.py', TINY, f'--workdir={w}', '--noprogress', '--config.ae.lr_schedule=cosine')
-  assert other.returncode == 2, other.stderr[-3000:]
-  assert "ae.lr_schedule: saved 'constant', now 'cosine'" in _error_line(other)
+  # (another AE learning-rate schedule on a trained workdir: a row of tests/test_bad_inputs.py)
 
 
 def test_kill_minus_9_then_rerun_resumes(tmp_path):
@@ -59,16 +57,19 @@ def test_kill_minus_9_then_rerun_resumes(tmp_path):
   assert os.path.isdir(os.path.join(w, 'ae', 'checkpoints', '40'))
 
 
+@pytest.mark.slow  # the same rows run in tests/test_bad_inputs.py's table, in one process
 def test_unknown_config_key(tmp_path):
   line = _error_line(run_cli('train.py', TINY, '--config.gan.stepz=3', f'--workdir={tmp_path}'))
   assert 'stepz' in line
 
 
+@pytest.mark.slow  # the same rows run in tests/test_bad_inputs.py's table, in one process
 def test_workdir_of_another_config(tiny_workdir):
   line = _error_line(run_cli('train.py', TINY, '--config.ae.code_dim=3', f'--workdir={tiny_workdir}'))
   assert 'ae.code_dim' in line and 'different config' in line
 
 
+@pytest.mark.slow  # the same rows run in tests/test_bad_inputs.py's table, in one process
 def test_missing_and_empty_image_folder(tmp_path):
   line = _error_line(run_cli('train.py', TINY, '--config.data.source=folder',
                              f'--config.data.path={tmp_path}/nope', f'--workdir={tmp_path}/w'))
@@ -79,6 +80,7 @@ def test_missing_and_empty_image_folder(tmp_path):
   assert 'empty' in line
 
 
+@pytest.mark.slow  # the same rows run in tests/test_bad_inputs.py's table, in one process
 def test_images_of_wrong_size_channels_or_unreadable(tmp_path):
   folder = tmp_path / 'imgs'
   folder.mkdir()
