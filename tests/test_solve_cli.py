@@ -57,9 +57,11 @@ def test_rock_metrics_for_each_method_when_the_config_asks(tiny_workdir, tmp_pat
 
 
 def test_compress_and_user_input(tiny_workdir, tmp_path):
+  # A few methods: what these runs check needs no more (every method, through the CLI: the test
+  # above; compression with every method: tests/test_evaluate.py).
   out = tmp_path / 'c'
   proc = run_cli('solve.py', '--batch', TINY, f'--workdir={tiny_workdir}', f'--outdir={out}', '--task=compress',
-                 '--n=8', '--noprogress')
+                 '--n=8', '--methods=ae,gan,ge', '--noprogress')
   assert proc.returncode == 0, proc.stderr[-3000:]
   m = json.load(open(out / 'metrics.json'))
   assert 'gan' not in m['methods'] and 'ge' in m['methods'] and 'gan' in m['notes']
@@ -68,7 +70,7 @@ def test_compress_and_user_input(tiny_workdir, tmp_path):
   clean = rng.uniform(0, 1, (5, 28, 28)).astype(np.float32)
   np.savez(tmp_path / 'in.npz', clean=clean, corrupted=np.clip(clean + 0.1, 0, 1))
   proc = run_cli('solve.py', '--batch', TINY, f'--workdir={tiny_workdir}', f'--outdir={tmp_path / "u"}',
-                 f'--input={tmp_path / "in.npz"}', '--noprogress')
+                 f'--input={tmp_path / "in.npz"}', '--methods=ae,ge,csgm', '--noprogress')
   assert proc.returncode == 0, proc.stderr[-3000:]
   m = json.load(open(tmp_path / 'u' / 'metrics.json'))
   assert m['task'] == 'none' and m['n_images'] == 5 and 'csgm' not in m['methods']
@@ -77,7 +79,7 @@ def test_compress_and_user_input(tiny_workdir, tmp_path):
 
 def test_single_image_mode_prints_objective_per_step(tiny_workdir, tmp_path):
   proc = run_cli('solve.py', TINY, f'--workdir={tiny_workdir}', f'--outdir={tmp_path}', '--index=3',
-                 '--task=inpaint', '--noprogress')
+                 '--task=inpaint', '--methods=ae,ge', '--noprogress')
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'GE objective per step' in proc.stdout and 'step     0' in proc.stdout
   assert json.load(open(tmp_path / 'metrics.json'))['indices'] == [3]
