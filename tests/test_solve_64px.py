@@ -71,7 +71,10 @@ def test_users_own_64px_folder_is_restored(trained64):
   t = trained64
   mine = t['root'] / 'mine'
   _write_folder(mine, 5, 64, t['channels'], seed=1)
-  for task, args in (('none', []), ('denoise', ['--task=denoise'])):
+  # Already-corrupted images (no task) on the RGB model only: loading the folder, the part that
+  # differs between the two models, runs in both models' denoising runs.
+  runs = ([('none', [])] if t['channels'] == 3 else []) + [('denoise', ['--task=denoise'])]
+  for task, args in runs:
     out = t['root'] / f'out_{task}'
     proc = run_cli('solve.py', '--batch', f'--config={t["cfg"]}', f'--workdir={t["workdir"]}', f'--input={mine}',
                    f'--outdir={out}', '--methods=ae,gan,ge', '--noprogress', *args)
