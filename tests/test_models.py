@@ -11,16 +11,21 @@ from ge_jax.errors import UserError
 def test_shapes(tiny_config, size, channels, base):
   c = tiny_config
   c.data.image_size, c.data.channels, c.model.base_size = size, channels, base
-  params = models.init_params(c, jax.random.key(0))
   nets = models.Nets(c)
-  z = jax.random.normal(jax.random.key(1), (3, c.model.latent_dim))
-  x = nets.G(params['generator'], z)
+
+  @jax.jit  # one program: run eagerly, every layer's init and op compiles on its own
+  def run(key):
+    params = models.init_params(c, key)
+    x = nets.G(params['generator'], jax.random.normal(jax.random.key(1), (3, c.model.latent_dim)))
+    m = nets.E(params['autoencoder'], x)
+    return x, nets.D(params['discriminator'], x), m, nets.Dec(params['autoencoder'], m)
+
+  x, d, m, dec = run(jax.random.key(0))
   assert x.shape == (3, size, size, channels)
   assert float(jnp.abs(x).max()) <= 1.0
-  assert nets.D(params['discriminator'], x).shape == (3,)
-  m = nets.E(params['autoencoder'], x)
+  assert d.shape == (3,)
   assert m.shape == (3, c.ae.code_dim)
-  assert nets.Dec(params['autoencoder'], m).shape == (3, size, size, channels)
+  assert dec.shape == (3, size, size, channels)
 
 
 def test_vae_encoder_is_deterministic_mean(tiny_config):
@@ -58,18 +63,22 @@ def test_matmul_impl_computes_the_same_maps(tiny_config, impl, g_final):
   new = models.Nets(tiny_config)
   z = jax.random.normal(jax.random.key(1), (4, tiny_config.model.latent_dim))
   pg, pa, pd = params['generator'], params['autoencoder'], params['discriminator']
-  x = ref.G(pg, z)
-  close = lambda a, b: jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, atol=1e-5, rtol=1e-4), a, b)
-  close(new.G(pg, z), x)
-  close(new.E(pa, x), ref.E(pa, x))
-  close(new.D(pd, x), ref.D(pd, x))
-  close(new.Dec(pa, ref.E(pa, x)), ref.Dec(pa, ref.E(pa, x)))
-  ge = lambda n: jax.grad(lambda z, g: jnp.sum(n.E(pa, n.G(g, z))**2), argnums=(0, 1))(z, pg)
-  close(ge(new), ge(ref))  # the solver's gradient (z) and the GAN's (G's weights)
-  ae = lambda n: jax.grad(lambda a: jnp.mean((n.Dec(a, n.E(a, x)) - x)**2))(pa)
-  close(ae(new), ae(ref))
-  r1 = lambda n: jax.grad(lambda d: jnp.sum(jax.grad(lambda x: n.D(d, x).sum())(x)**2))(pd)
-  close(r1(new), r1(ref))  # second derivatives: the lazy R1 penalty
+  x = jax.jit(ref.G)(pg, z)
+  m = jax.jit(ref.E)(pa, x)
+
+  def maps(n):
+    """What is compared, as one program (run eagerly, each of its hundreds of ops compiles alone)."""
+    def f(pg, pa, pd, z, x, m):
+      return dict(
+          G=n.G(pg, z), E=n.E(pa, x), D=n.D(pd, x), Dec=n.Dec(pa, m),
+          # the solver's gradient (z) and the GAN's (G's weights)
+          ge=jax.grad(lambda z, g: jnp.sum(n.E(pa, n.G(g, z))**2), argnums=(0, 1))(z, pg),
+          ae=jax.grad(lambda a: jnp.mean((n.Dec(a, n.E(a, x)) - x)**2))(pa),
+          # second derivatives: the lazy R1 penalty
+          r1=jax.grad(lambda d: jnp.sum(jax.grad(lambda x: n.D(d, x).sum())(x)**2))(pd))
+    return jax.jit(f)(pg, pa, pd, z, x, m)
+
+  jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, atol=1e-5, rtol=1e-4), maps(new), maps(ref))
 
 
 def test_conv_impls_share_the_parameter_tree(tiny_config):
