@@ -66,12 +66,12 @@ def test_generated_scale_sets_the_norm_of_gs_latents(tiny_config):
   state = pretrain.init_ae_state(nets, c, jax.random.key(0))
   g = models.init_params(c, jax.random.key(1))['generator']
   no_real = jnp.zeros((0,) + nets.image_shape)
-  g0 = nets.G(g, jnp.zeros((c.ae.batch_size, nets.latent_dim)))
-  want = float(jnp.mean((nets.reconstruct(state['ae'], g0) - g0)**2))
+  g0 = jax.jit(nets.G)(g, jnp.zeros((c.ae.batch_size, nets.latent_dim)))
+  want = float(jnp.mean((jax.jit(nets.reconstruct)(state['ae'], g0) - g0)**2))
   losses = {}
   for scale in ((0.0, 0.0), (1.0, 1.0), (0.0, 1.5)):
     c.ae.generated_scale = scale
-    _, logs = pretrain.make_ae_step(nets, c.ae)(state, no_real, g, jax.random.key(2))
+    _, logs = jax.jit(pretrain.make_ae_step(nets, c.ae))(state, no_real, g, jax.random.key(2))  # as training runs it
     losses[scale] = float(logs['recon_mse'])
   np.testing.assert_allclose(losses[(0.0, 0.0)], want, rtol=1e-5)
   assert abs(losses[(1.0, 1.0)] - want) > 1e-4 and abs(losses[(0.0, 1.5)] - losses[(1.0, 1.0)]) > 1e-6
