@@ -25,4 +25,6 @@ def get_config():
   # the only one within 1 dB of the best PSNR (results/mnist/variants/val_ge_pix_mean4).
   c.solve.ge_pix.restarts = 4
   c.solve.ge_pix.output = 'mean'
+  # Compression's converged MAP keeps configs/mnist.py's lam 0.001: on 100 validation digits at 1000
+  # steps x 4 restarts, 22.89 dB / FD 4.0 against lam 0.01's 23.07 / 9.3 (the AE's decoder 23.00 / 6.6).
   return c

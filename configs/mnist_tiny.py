@@ -27,4 +27,6 @@ def get_config():
   c.solve.ge_sample.steps = 10
   c.solve.ge_sample.restarts = 2     # MNIST's 4 chains (and ge_pix's) at half the cost: the same code paths
   c.solve.ge_pix.restarts = 2
+  c.solve.compress.steps = 30      # GE's MAP on compression: its own budget, as in configs/mnist.py
+  c.solve.compress.restarts = 2
   return c

@@ -153,6 +153,9 @@ def rules() -> dict[str, tuple[Callable[[Any], bool], str]]:
       'solve.ge_pix.temperature': _positive(),
       'solve.ge_pix.restarts': _int_at_least(1),
       'solve.ge_pix.output': _one_of(*OUTPUTS),
+      'solve.compress.steps': _optional(_int_at_least(1)),
+      'solve.compress.restarts': _optional(_int_at_least(1)),
+      'solve.compress.lam': _optional(_non_negative()),
       'ops.seed': _int_at_least(0),
       'eval.domain_metrics': _one_of(*DOMAIN_METRICS),
   }

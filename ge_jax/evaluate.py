@@ -61,6 +61,8 @@ def _define_flags() -> None:
   flags.DEFINE_list('methods', list(METHODS), 'Methods to run.')
   flags.DEFINE_bool('figures', True, 'Write grids, convergence curves and the lambda sweep.')
   flags.DEFINE_bool('overwrite', False, 'Replace results already in --outdir.')
+  flags.DEFINE_bool('update', False, 'Re-run only --tasks and replace their rows in --outdir\'s results '
+                    '(after a change of their settings); the other tasks, the sweep and the shift suite stay.')
   flags.DEFINE_bool('progress', False, 'Show the solver progress bars.')
 
 
@@ -114,6 +116,8 @@ def settings(config) -> dict:
     out.update({f'ge_sample_{k}': v for k, v in s.ge_sample.items()})
   if 'ge_pix' in s:
     out.update({f'ge_pix_{k}': v for k, v in s.ge_pix.items()})
+  if s.get('compress', None):
+    out.update({f'compress_ge_{k}': v for k, v in s.compress.items()})
   return out
 
 
@@ -279,6 +283,81 @@ def evaluate(config, workdir: str, outdir: str, *, split: str = 'test', n: int |
   return result
 
 
+# Settings (keys of `settings`) that only the code-only task (compression) uses: --update may re-run
+# it alone after they change.
+CODE_ONLY_SETTINGS = ('compress_ge_',)
+
+
+def merge_update(old: dict, new: dict) -> dict:
+  """`old` results with `new`'s tasks in place of theirs (a re-run of some tasks): UserError unless
+  both runs measured the same networks, images and settings, and `new` re-ran every method of each
+  task it replaces."""
+  from ge_jax.errors import UserError
+  for key in ('config', 'workdir', 'split', 'n_images', 'data'):
+    if old.get(key) != new.get(key):
+      raise UserError(f'--update: the results were made with {key}={old.get(key)!r}, this run has '
+                      f'{new.get(key)!r}; run every task again with --overwrite.')
+  from ge_jax import tasks as task_table
+  changed = sorted(k for k in set(old['settings']) & set(new['settings']) if old['settings'][k] != new['settings'][k])
+  rerun = {t['task'] for t in new['tasks']}
+  if all(t['task'] in rerun for t in old['tasks'] if task_table.get(t['task']).operator == 'compress'):
+    changed = [k for k in changed if not k.startswith(CODE_ONLY_SETTINGS)]  # only those tasks use them
+  if changed:
+    raise UserError(f'--update: settings changed since the results were made ({", ".join(changed)}), and they '
+                    'may move every task; run every task again with --overwrite.')
+  by_name = {t['task']: t for t in new['tasks']}
+  for t in old['tasks']:
+    missing = sorted(set(t['methods']) - set(by_name.get(t['task'], t)['methods']))
+    if missing:
+      raise UserError(f'--update: the {t["task"]} row has methods this run did not re-run '
+                      f'({", ".join(missing)}); add them to --methods.')
+  merged = dict(old, settings={**old['settings'], **new['settings']})
+  merged['tasks'] = [by_name.pop(t['task'], t) for t in old['tasks']] + list(by_name.values())
+  merged['updates'] = list(old.get('updates') or []) + [dict(
+      tasks=[t['task'] for t in new['tasks']], command=new['command'], devices=new['devices'],
+      wall_seconds=new['wall_seconds'], date=time.strftime('%Y-%m-%d'))]
+  return merged
+
+
+def update(config, workdir: str, outdir: str, *, tasks, n: int | None, split: str = 'test', **kwargs) -> dict:
+  """Re-runs `tasks` and merges them into `outdir`'s results (merge_update), figures included."""
+  import json
+  from ge_jax import report
+  from ge_jax.errors import UserError
+  path = os.path.join(outdir, 'results.json')
+  if not os.path.isfile(path):
+    raise UserError(f'--update: {outdir} has no results.json to update; run the evaluation first (no --update).')
+  with open(path) as f:
+    old = json.load(f)
+  if not tasks:
+    raise UserError('--update re-runs the tasks named by --tasks; name them (e.g. --tasks=compress).')
+  n = old['n_images'] if n is None else n
+  methods = set(kwargs.get('methods', METHODS))
+  ran = methods | {'corrupted'} | ({'ge_pix_one'} if 'ge_pix' in methods else set())
+  # what can be checked before the run is checked before it (the data source is checked after)
+  merge_update(old, dict(old, workdir=workdir, split=split, n_images=n, settings=settings(config),
+                         tasks=[dict(t, methods=[m for m in t['methods'] if m in ran])
+                                for t in old['tasks'] if t['task'] in tasks]))
+  quiet = config.copy_and_resolve_references()
+  with quiet.unlocked():  # the sweep and the shift suite are kept from the full run
+    quiet.eval.sweep_task, quiet.eval.shift_n = '', 0
+  stage = os.path.join(outdir, '.update')  # a fixed name: its scratch under workdir/eval is reused
+  shutil.rmtree(stage, ignore_errors=True)
+  try:
+    new = evaluate(quiet, workdir, stage, split=split, n=n, tasks=tasks, **kwargs)
+    merged = merge_update(old, new)
+    for t in tasks:
+      grid = os.path.join(stage, f'grid_{t}.png')
+      if os.path.exists(grid):
+        shutil.copyfile(grid, os.path.join(outdir, f'grid_{t}.png'))
+  finally:
+    shutil.rmtree(stage, ignore_errors=True)
+  if kwargs.get('figures', True):
+    report.plot_convergence(os.path.join(outdir, 'convergence.png'), merged['tasks'])
+  report.write_results(outdir, merged)
+  return merged
+
+
 @cli.exit_on_user_error
 def main(argv):
   from ge_jax import tasks as task_table
@@ -290,8 +369,16 @@ def main(argv):
   for name in f.tasks or ():
     task_table.get(name)  # a bad name fails before any work
   EvalSpec.from_config(config)  # a bad config.eval fails before any work
-  cli.check_outdir(outdir, f.overwrite, 'results.json', carry=CARRIED)
   command = 'python -m ge_jax.evaluate ' + ' '.join(a for a in sys.argv[1:])
+  if f.update:
+    if f.overwrite:
+      raise UserError('--update keeps the other tasks and --overwrite replaces them all; pick one.')
+    r = update(config, workdir, outdir, tasks=f.tasks, n=f.n, split=f.split, methods=f.methods,
+               figures=f.figures, progress=f.progress, command=command, note=config.get('note', ''))
+    print(open(os.path.join(outdir, 'results.md')).read())
+    print(f'updated {", ".join(f.tasks)} in {outdir}/results.md, results.json ({r["updates"][-1]["wall_seconds"]:.0f} s)')
+    return
+  cli.check_outdir(outdir, f.overwrite, 'results.json', carry=CARRIED)
   with cli.output_folder(outdir, f.overwrite, 'results.json', carry=CARRIED,
                          keep_as=(('NOTE.md', 'NOTE.previous.md'),)) as stage:  # replaced whole
     r = evaluate(config, workdir, stage, split=f.split, n=f.n, tasks=f.tasks, methods=f.methods,

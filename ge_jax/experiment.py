@@ -93,10 +93,12 @@ def method_setting(solve_cfg, name: str, method: str):
   return value
 
 
-def method_solve(solve_cfg, method: str, record_every: int = 0) -> tuple[solver.SolverSpec, float, float]:
+def method_solve(solve_cfg, method: str, record_every: int = 0,
+                 code_only: bool = False) -> tuple[solver.SolverSpec, float, float]:
   """(spec, lr, lam) of a latent method: config.solve with lam_<method>; ge_sample and ge_pix from
   config.solve.ge_sample, ge_pix's own lam (else ge_sample's) and its pixel weight lam / s2 from
-  config.solve.ge_pix."""
+  config.solve.ge_pix; GE's MAP on a code-only task (compression) with config.solve.compress's
+  steps, restarts and lam where set."""
   spec = solver.SolverSpec.from_config(solve_cfg, OBJECTIVE[method])
   if method in SAMPLED:
     s = solve_cfg.ge_sample
@@ -118,6 +120,12 @@ def method_solve(solve_cfg, method: str, record_every: int = 0) -> tuple[solver.
       lr = min(float(lr), 2.0 * s2 * cap)
   else:
     lr, lam = method_setting(solve_cfg, 'lr', method), method_setting(solve_cfg, 'lam', method)
+    if code_only and method == 'ge':
+      # The code is given exactly: no corruption for the MAP to overfit, so it runs to convergence
+      # rather than the image tasks' early-stopped budget (docs/FIDELITY.md, section 2).
+      spec = dataclasses.replace(spec, steps=_compress_setting(solve_cfg, 'steps', spec.steps),
+                                 restarts=_compress_setting(solve_cfg, 'restarts', spec.restarts))
+      lam = _compress_setting(solve_cfg, 'lam', lam)
   return dataclasses.replace(spec, record_every=min(record_every, spec.steps)), lr, lam
 
 
@@ -127,6 +135,21 @@ def method_solve(solve_cfg, method: str, record_every: int = 0) -> tuple[solver.
 # (validation) 0.05 was stable and 0.167 was not.
 DEFAULT_PIXEL_VAR = 0.3
 DEFAULT_MAX_PIXEL_STEP = 0.05
+
+
+def _compress_setting(solve_cfg, name: str, default):
+  """config.solve.compress.<name> for GE's MAP on a code-only task; unset (no block, or None): default."""
+  block = solve_cfg.get('compress', None) or {}
+  value = block.get(name, None)
+  if value is None:
+    return default
+  if name == 'lam':
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float('inf'):
+      raise UserError(f'config.solve.compress.lam={value!r} must be a number >= 0 (the prior weight on a code-only task).')
+    return float(value)
+  if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    raise UserError(f'config.solve.compress.{name}={value!r} must be an integer >= 1 (GE\'s {name} on a code-only task).')
+  return value
 
 
 def _ge_pix_setting(solve_cfg, name: str, default: float, what: str) -> float:
@@ -247,7 +270,7 @@ def restore(config, params, *, task: str, clean: np.ndarray | None = None, corru
         name, param = classical_setting(task, config.ops)
         recon[method] = classical.restore(task, corrupted, op_params, config.ops, param, name)
         continue
-      spec, lr, lam = method_solve(scfg, method, record_every)
+      spec, lr, lam = method_solve(scfg, method, record_every, code_only=op.code_only)
       if method == 'csgm' and scfg.get('likelihood', 'gaussian') == 'censored':
         spec = dataclasses.replace(spec, censor_sigma=op.noise_sigma)  # 0 for tasks without Gaussian noise
       target = codes if method in (*GE_FORMS, 'ge_op') else corrupted

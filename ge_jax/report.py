@@ -272,8 +272,11 @@ def write_markdown(path: str, result: dict, outdir: str) -> None:
            f'Checkpoints: `{result["workdir"]}`; data: {result["data"]}. Wall time {result["wall_seconds"]:.0f} s '
            f'(solve {result["solve_seconds"]:.0f} s, compile {result["compile_seconds"]:.0f} s) on '
            f'{result["devices"]}.',
-           '',
-           '## PSNR (dB), mean ± standard error; best blind method (AE, GAN, GE) in bold', '']
+           '']
+  for u in result.get('updates') or ():  # tasks re-run later (python -m ge_jax.evaluate --update)
+    lines += [f'Updated {u["date"]}: {", ".join(u["tasks"])} re-run by `{u["command"]}` ({u["wall_seconds"]:.0f} s '
+              f'on {u["devices"]}); the rows of those tasks are from that run.', '']
+  lines += ['## PSNR (dB), mean ± standard error; best blind method (AE, GAN, GE) in bold', '']
   lines += markdown_table(tasks, 'psnr', 2)
   lines += ['', '## SSIM, mean ± standard error; best blind method in bold', '']
   lines += markdown_table(tasks, 'ssim', 3)

@@ -145,6 +145,8 @@ EVALUATE = [
     ('--config.eval.record_every=-1', 'record_every'),
     ('--methods=', '--methods'),
     ('--workdir={S}/none', 'train first'),
+    ('--update --overwrite', 'pick one'),
+    ('--update', 'no results.json to update'),
 ]
 
 

@@ -146,3 +146,40 @@ def test_report_rerenders_results_md_with_new_variants(tmp_path):
   md = open(out / 'results.md').read()
   assert '| val_new | val, 4 | a new variant |' in md and '| denoise-0.3 |' in md
   assert 'no results.json' in error_line(run_cli('-m', 'ge_jax.report', str(tmp_path / 'nothing')))
+
+
+def test_update_reruns_some_tasks_and_keeps_the_rest(tiny_workdir, tiny_config, tmp_path):
+  from ge_jax import evaluate
+  from ge_jax.errors import UserError
+  out = str(tmp_path / 'res')
+  c = tiny_config.copy_and_resolve_references()
+  c.eval.record_every, c.eval.sweep_task, c.eval.shift_n = 0, '', 0  # the rows only
+  methods = ('ae', 'ge')
+  first = evaluate.evaluate(c, tiny_workdir, out, n=4, tasks=['denoise-0.3', 'compress'], methods=methods,
+                            command='first')
+  longer = c.copy_and_resolve_references()
+  longer.solve.compress.steps = 3 * c.solve.compress.steps  # a setting only compress's GE uses
+  r = evaluate.update(longer, tiny_workdir, out, tasks=['compress'], n=None, methods=methods, command='again')
+  j = json.load(open(os.path.join(out, 'results.json')))
+  assert j == json.loads(json.dumps(r)) and [t['task'] for t in j['tasks']] == ['denoise-0.3', 'compress']
+  assert j['tasks'][0] == json.loads(json.dumps(first['tasks'][0]))  # the other task is kept as it was
+  old_ge, new_ge = first['tasks'][1]['methods']['ge'], j['tasks'][1]['methods']['ge']
+  assert new_ge['psnr_mean'] != old_ge['psnr_mean']
+  # the AE does not depend on the solver's budget: the re-run reproduces it
+  assert j['tasks'][1]['methods']['ae']['psnr_mean'] == first['tasks'][1]['methods']['ae']['psnr_mean']
+  assert j['settings']['compress_ge_steps'] == 3 * c.solve.compress.steps and j['command'] == 'first'
+  assert j['updates'][0]['tasks'] == ['compress'] and j['updates'][0]['command'] == 'again'
+  assert 'Updated ' in open(os.path.join(out, 'results.md')).read() and os.path.exists(os.path.join(out, 'grid_compress.png'))
+  assert not os.path.exists(os.path.join(out, '.update'))
+  # refused before any solve: a setting every task uses changed, another N, a method not re-run, no results
+  moved = longer.copy_and_resolve_references()
+  moved.solve.lam_ge = 0.5
+  with pytest.raises(UserError, match='settings changed since the results were made \\(lam_ge\\)'):
+    evaluate.update(moved, tiny_workdir, out, tasks=['compress'], n=None, methods=methods, command='x')
+  with pytest.raises(UserError, match='n_images=4, this run has 3'):
+    evaluate.update(longer, tiny_workdir, out, tasks=['compress'], n=3, methods=methods, command='x')
+  with pytest.raises(UserError, match='compress row has methods this run did not re-run \\(ge\\)'):
+    evaluate.update(longer, tiny_workdir, out, tasks=['compress'], n=None, methods=('ae',), command='x')
+  with pytest.raises(UserError, match='no results.json'):
+    evaluate.update(longer, tiny_workdir, str(tmp_path / 'none'), tasks=['compress'], n=None, command='x')
+  assert json.load(open(os.path.join(out, 'results.json'))) == j
