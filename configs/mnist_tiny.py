@@ -27,6 +27,8 @@ def get_config():
   c.solve.ge_sample.steps = 10
   c.solve.ge_sample.restarts = 2     # MNIST's 4 chains (and ge_pix's) at half the cost: the same code paths
   c.solve.ge_pix.restarts = 2
-  c.solve.compress.steps = 30      # GE's MAP on compression: its own budget, as in configs/mnist.py
-  c.solve.compress.restarts = 2
+  # GE's MAP on compression: the image budget here (one compiled program for both; the block's own
+  # values are tested in tests/test_compress_budget.py), not configs/mnist.py's 1000 x 4
+  c.solve.compress.steps = c.solve.steps
+  c.solve.compress.restarts = c.solve.restarts
   return c
