@@ -1,5 +1,9 @@
-"""notebooks/colab_tpu.ipynb runs top to bottom: tiny config, 8 simulated CPU devices, a fresh kernel."""
+"""notebooks/colab_tpu.ipynb runs top to bottom: tiny config, 8 simulated CPU devices, a fresh kernel.
 
+Its install step keeps the runtime's JAX: one `pip install` of ge-jax itself, no jax reinstall.
+"""
+
+import ast
 import os
 
 import nbformat
@@ -21,6 +25,22 @@ def _text(nb) -> str:
     for o in c.get('outputs', []) if c.cell_type == 'code' else []:
       parts.append(o.get('text', '') if o.get('output_type') == 'stream' else o.get('data', {}).get('text/plain', ''))
   return '\n'.join(parts)
+
+
+def test_the_install_cell_installs_ge_jax_alone():
+  # pyproject.toml's ranges keep the runtime's jax; the notebook must not undo that (no jax[tpu]
+  # reinstall, no requirements.txt pins, no --upgrade or --force-reinstall).
+  nb = nbformat.read(NOTEBOOK, as_version=4)
+  code = [c.source for c in nb.cells if c.cell_type == 'code']
+  installs = [ast.unparse(node.args[0]) for node in ast.walk(ast.parse(code[0]))
+              if isinstance(node, ast.Call) and ast.unparse(node.func) == 'subprocess.run']
+  assert installs == ["[sys.executable, '-m', 'pip', 'install', '-q', f'git+{REPO_URL}']"], installs
+  for source in code:
+    assert not any(l.lstrip().startswith(('!', '%pip')) for l in source.splitlines()), source  # no shell installs
+    # Not even as advice in a comment, nor in the text: nothing to reinstall.
+    assert not any(w in source for w in ('jax[', 'requirements.txt', '--upgrade', '--force')), source
+  assert sum("'install'" in source for source in code) == 1
+  assert not any('jax[' in c.source for c in nb.cells)
 
 
 def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
