@@ -5,8 +5,11 @@
   python solve.py --batch --input=mine.npz      # arrays `corrupted` (and optionally `clean`)
   python solve.py --index=7                     # one image, the objective per step as the original did
 
-Writes reconstructions.npz, grid.png and metrics.json to --outdir (default <workdir>/solve/<task>).
-With --batch the images are split over every device (and every host with --multihost).
+Writes reconstructions.npz, grid.png and metrics.json to --outdir (default <workdir>/solve/<task>);
+with --input=<image folder>, also each restoration as an image file of the input's name, size,
+channels and bit depth, one folder per method (<outdir>/<method>/). The recommended method for the
+task comes first in the table and the grid. With --batch the images are split over every device
+(and every host with --multihost).
 """
 
 import os
@@ -20,7 +23,8 @@ import numpy as np  # noqa: E402
 from absl import flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from ge_jax import cli  # noqa: E402
+from ge_jax import api, cli, data, data_files, experiment, methods, operators, parallel, perception  # noqa: E402
+from ge_jax.errors import UserError  # noqa: E402
 from ge_jax.methods import METHODS  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/mnist.py', 'Config file (ml_collections).')
@@ -42,8 +46,6 @@ _MULTIHOST = flags.DEFINE_bool('multihost', None, 'Join a multi-host run (jax.di
 
 def _load_input(path, config, workdir: str = ''):
   """(clean or None, corrupted or None) from a user's .npz or image folder."""
-  from ge_jax import data
-  from ge_jax.errors import UserError
   d = config.data
   kw = dict(image_size=d.image_size, channels=d.channels)
   if os.path.isdir(path):
@@ -78,7 +80,6 @@ def _load_input(path, config, workdir: str = ''):
 
 def _check_plausible(a, what: str) -> None:
   """Inputs that convert fine but are almost surely a mistake (the result would be meaningless)."""
-  from ge_jax.errors import UserError
   a = np.asarray(a)
   if a.dtype == np.uint8 and a.size and a.max() <= 1:
     raise UserError(f'{what} is uint8 holding only 0 and 1, which reads as almost black on the 0..255 scale; '
@@ -92,28 +93,36 @@ def _check_plausible(a, what: str) -> None:
 def _realism(model, workdir: str, ds, labels, clean) -> tuple[list, object]:
   """(extractors, labels) for the realism scores: the fixed random CNN always; the project's
   classifier (FD on its features, and accuracy) when it is already trained in the workdir."""
-  from ge_jax import perception
   if clean is None or len(clean) < 2:
     return [], None
   extractors = [perception.random_extractor(model.image_shape)]
   if ds is not None and labels is not None and os.path.exists(os.path.join(workdir, 'classifier', 'params.msgpack')):
     return [perception.classifier_extractor(workdir, ds)] + extractors, labels
   if ds is not None and labels is not None:
-    print(f'note: realism on random-CNN features only; `python -m ge_jax.classifier --workdir={workdir}` '
+    print(f'note: realism on random-CNN features only; `python -m ge_jax.classify --workdir={workdir}` '
           'trains the classifier once, after which FD on its features and accuracy are reported too.')
   return extractors, None
+
+
+def _write_images(folder: str, out, stage: str, outdir: str) -> list[str]:
+  """Each restoration of a folder's images as a file like its input (name, size, channels, bit
+  depth), one folder per method: <outdir>/<method>/<the input's relative path>; returns the folders."""
+  files = data_files.list_images(folder)
+  files = [files[i] for i in out.indices]  # the images solved (one with --index)
+  for name, images in out.recon.items():
+    for rel, image in zip(files, images):
+      data_files.write_like(os.path.join(folder, rel), np.nan_to_num(image, nan=-1.0), os.path.join(stage, name, rel))
+  return [os.path.join(outdir, name) + os.sep for name in out.recon]
 
 
 @cli.exit_on_user_error
 def main(argv):
   config = _CONFIG.value
-  from ge_jax.errors import UserError
-  methods = list(dict.fromkeys(_METHODS.value))
-  unknown = [m for m in methods if m not in METHODS]
+  chosen = list(dict.fromkeys(_METHODS.value))
+  unknown = [m for m in chosen if m not in METHODS]
   if unknown:
     raise UserError(f'unknown --methods {",".join(unknown)}; choose from {",".join(METHODS)}.')
-  workdir = cli.start(argv, config, _WORKDIR.value, _MULTIHOST.value, methods=methods)
-  from ge_jax import api, data, experiment, operators, parallel
+  workdir = cli.start(argv, config, _WORKDIR.value, _MULTIHOST.value, methods=chosen)
   task = _TASK.value or ('none' if _INPUT.value is not None else config.solve.task)
   if task not in operators.TASKS:
     raise UserError(f'unknown --task {task!r}; choose one of {", ".join(operators.TASKS)}.')
@@ -167,7 +176,7 @@ def main(argv):
   # --batch: images (padded to a multiple of the device count) are split over all devices.
   place = parallel.solver_place(mesh) if _BATCH.value else None
   primary = parallel.is_primary()
-  out = api.restore(model, clean, task=task, corrupted=corrupted, indices=indices, methods=methods,
+  out = api.restore(model, clean, task=task, corrupted=corrupted, indices=indices, methods=chosen,
                     progress=_PROGRESS.value and primary, place=place)
   if not primary:  # every process solved its share; process 0 writes the results
     return
@@ -178,10 +187,16 @@ def main(argv):
     print('GE objective per step (best restart):')
     for t in list(range(0, len(trace), every)) + [len(trace) - 1]:
       print(f'  step {t:5d}  {trace[t]:.6g}')
+  first = methods.recommended(task)
+  folders = []
   with cli.output_folder(outdir, _OVERWRITE.value, 'metrics.json') as stage:  # replaced whole, never mixed
-    paths = experiment.save(out, stage, scores)
-  print(experiment.table(scores))
+    paths = experiment.save(out, stage, scores, first=first)
+    if _INPUT.value is not None and os.path.isdir(_INPUT.value):
+      folders = _write_images(_INPUT.value, out, stage, outdir)
+  print(experiment.table(scores, first))
   print(f'wrote {", ".join(os.path.join(outdir, os.path.basename(p)) for p in paths.values())}')
+  if folders:
+    print(f'restored images, one folder per method (as the input files): {", ".join(folders)}')
   if any(out.diverged.values()):
     print(f'warning: some solves diverged (non-finite): {out.diverged}', file=sys.stderr)
 

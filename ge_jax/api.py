@@ -2,7 +2,7 @@
 
   from ge_jax import api
   model = api.load('runs/mnist_aug')                          # the config saved with the checkpoints
-  out = api.restore(model, clean, task='deblur')              # every method: ae, gan, ge, csgm
+  out = api.restore(model, clean, task='deblur')              # every method of ge_jax.methods
   out.recon['ge']                                             # (N, H, W, C) in [-1, 1]
   api.score(out)['methods']['ge']['psnr_mean']                # PSNR / SSIM on [0, 1]
   api.score(out, domain_metrics=api.domain_metrics(model))    # + rock errors for rock configs
@@ -21,9 +21,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ge_jax import experiment, load as load_lib, operators, tasks
+from ge_jax import experiment, load as load_lib, operators, perception, tasks
 from ge_jax.errors import UserError
-from ge_jax.methods import METHODS
+from ge_jax.methods import METHODS, describe
 
 Outcome = experiment.Outcome
 
@@ -83,8 +83,8 @@ def restore(model: Model, clean: np.ndarray | None = None, *, task: str = 'denoi
       to score the result).
     task: an operator or evaluation task name (see the module docstring).
     corrupted: the observation for task 'none'.
-    methods: any of METHODS (ge_jax.methods): 'ae', 'gan', 'ge', 'ge_sample', 'ge_pix' (blind); 'csgm',
-      'ge_op', 'classical' (the operator known); 'g_random' (G's random samples, a reference).
+    methods: any of METHODS (ge_jax.methods), run in the table's order; the rows they return:
+      METHOD_LINES
     ops: overrides of config.ops for this call (e.g. {'denoise_sigma': 0.5}).
     indices: global image indices: image i's corruption and random starts depend on (seed, i) only.
     record_every: keep z every k solver steps (convergence curves), 0 = off.
@@ -104,11 +104,13 @@ def restore(model: Model, clean: np.ndarray | None = None, *, task: str = 'denoi
                             record_every=record_every, place=place)
 
 
+restore.__doc__ = restore.__doc__.replace('METHOD_LINES', describe().replace('\n', '\n      '))
+
+
 def extractors(model: Model, dataset=None) -> list:
   """The feature extractors realism is measured with (ge_jax.perception): a fixed random CNN for
   any data, and the project's classifier (trained once on the train split, cached in the workdir)
   when `dataset` has labels."""
-  from ge_jax import perception
   return perception.default_extractors(model.workdir or None, dataset, model.image_shape)
 
 

@@ -12,7 +12,11 @@ import shutil
 import sys
 import tempfile
 
-from ge_jax import interrupts
+import jax
+from absl import app, flags
+from absl import logging as absl_logging
+
+from ge_jax import config_check, interrupts, parallel
 from ge_jax.errors import Interrupted, UserError
 
 # Flags whose empty value means something ('' = no lambda sweep); any other flag given empty is an error.
@@ -38,11 +42,9 @@ def setup_jax(multihost: bool | None = None, cpu_devices: int | str = 'auto') ->
     cpu_devices: `parallel.split_cpu`'s count: 'auto' (one CPU device per core, for solving) or 1
       (training). XLA_FLAGS with --xla_force_host_platform_device_count overrides it.
   """
-  from absl import logging as absl_logging
   absl_logging.set_verbosity(absl_logging.WARNING)
   absl_logging.get_absl_logger().addFilter(_QuietTfds())
   enable_compilation_cache()
-  from ge_jax import parallel
   parallel.split_cpu(cpu_devices)
   if parallel.initialize(multihost):
     print(f'multi-host: {parallel.describe()}', flush=True)
@@ -50,7 +52,6 @@ def setup_jax(multihost: bool | None = None, cpu_devices: int | str = 'auto') ->
 
 def enable_compilation_cache() -> None:
   """XLA's persistent compilation cache in $GE_JAX_CACHE (default ~/.cache/ge-jax/xla; '' turns it off)."""
-  import jax
   cache = os.environ.get('GE_JAX_CACHE', os.path.expanduser('~/.cache/ge-jax/xla'))
   if cache:
     jax.config.update('jax_compilation_cache_dir', cache)
@@ -103,7 +104,6 @@ def base_config():
 
 def validate_config(config, methods=None) -> None:
   """config_check.validate against `base_config()` (the config itself when that is not importable)."""
-  from ge_jax import config_check
   base = base_config()
   if base is None:
     base = config
@@ -117,7 +117,6 @@ def default_workdir(config) -> str:
 
 def parse_flags(argv: list[str]) -> list[str]:
   """absl's flag parsing, but a bad flag or config override is one sentence and exit 2."""
-  from absl import flags
   try:
     rest = flags.FLAGS(argv)
     if 'config' in flags.FLAGS:
@@ -197,7 +196,6 @@ def run(main) -> None:
   After an error or Ctrl-C the process ends without running exit handlers (after flushing), so
   library threads that are shutting down (Orbax, TFDS) cannot print pages after the one line.
   """
-  from absl import app
   interrupts.install()
   try:
     app.run(main, flags_parser=parse_flags)
@@ -270,7 +268,7 @@ def output_folder(path: str, overwrite: bool, marker: str, carry: tuple[str, ...
     src = os.path.join(full, entry)
     if os.path.isdir(src):
       shutil.copytree(src, os.path.join(stage, entry), copy_function=os.link)
-    elif os.path.isfile(src):  # a file another tool wrote here (e.g. ge_jax.latent_viz's figures)
+    elif os.path.isfile(src):  # a file another tool wrote here (e.g. the figures of python -m ge_jax.latent_pictures)
       os.link(src, os.path.join(stage, entry))
   kept = []
   for old_name, new_name in keep_as:

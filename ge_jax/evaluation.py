@@ -1,7 +1,6 @@
 """The evaluation: every task x every method on a held-out split, as one table and a few figures.
 
-  python -m ge_jax.evaluate --config=configs/mnist_aug_eval.py                  # results/mnist
-  python -m ge_jax.evaluate ... --split=val --n=100 --tasks=denoise-0.3,deblur --nofigures   # tuning
+Run it as `python -m ge_jax.evaluate` (ge_jax/evaluate.py: the command line over `evaluate` and `update`).
 
 Tasks are `ge_jax.tasks.EVAL_TASKS` (an operator plus the config.ops fields it changes); methods
 are ge_jax.methods.METHODS (AE alone, GAN alone, GE's MAP and its posterior sample; CSGM, GE-op and the
@@ -30,40 +29,26 @@ tuning runs (`--split=val`) placed under <outdir>/variants/<name>/ are listed be
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
-import sys
 import time
 
+import jax
 import numpy as np
-from absl import flags
 
-from ge_jax import cli
+from ge_jax import api, batching, data, fileio, metrics, operators, report, shift, solver
+from ge_jax import methods as method_table
+from ge_jax import tasks as task_table
+from ge_jax.errors import UserError
 from ge_jax.methods import BLIND, METHODS, SOLVER_METHODS
+from ge_jax.models import Nets
 
 
 # What a results folder keeps from its previous run: the tuning runs, and the files other tools
-# write there (`ge_jax.latent_viz --outdir`, G's sample quality from `ge_jax.classifier`), which
+# write there (`python -m ge_jax.latent_pictures --outdir`, G's sample quality from `python -m ge_jax.classify`), which
 # describe the networks rather than this evaluation.
 CARRIED = ('variants', 'latent_interpolation.png', 'latent_pca.png', 'latent_stats.json', 'sample_quality.json')
-
-
-def _define_flags() -> None:
-  """CLI flags, defined only when run as a program (importing this module defines none)."""
-  from ml_collections import config_flags
-  config_flags.DEFINE_config_file('config', 'configs/mnist_aug_eval.py', 'Config file (ml_collections).')
-  flags.DEFINE_string('workdir', None, 'Trained checkpoints (default runs/<config.name>).')
-  flags.DEFINE_string('outdir', None, 'Where results go (default config.eval.outdir, else results/<config.name>).')
-  flags.DEFINE_enum('split', 'test', ['test', 'val'], 'test: the reported numbers; val: tuning.')
-  flags.DEFINE_integer('n', None, 'Images to use (default: the whole split).')
-  flags.DEFINE_list('tasks', None, 'Evaluation tasks (default: the 11 of ge_jax.tasks.DEFAULT_TASKS; '
-                    'also deblur-noisy, motionblur-noisy).')
-  flags.DEFINE_list('methods', list(METHODS), 'Methods to run.')
-  flags.DEFINE_bool('figures', True, 'Write grids, convergence curves and the lambda sweep.')
-  flags.DEFINE_bool('overwrite', False, 'Replace results already in --outdir.')
-  flags.DEFINE_bool('update', False, 'Re-run only --tasks and replace their rows in --outdir\'s results '
-                    '(after a change of their settings); the other tasks, the sweep and the shift suite stay.')
-  flags.DEFINE_bool('progress', False, 'Show the solver progress bars.')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,15 +64,13 @@ class EvalSpec:
 
   @classmethod
   def from_config(cls, config) -> 'EvalSpec':
-    from ge_jax import tasks
-    from ge_jax.errors import UserError
     ev = config.get('eval', None) or {}
     spec = dict(record_every=ev.get('record_every', 10), sweep_task=ev.get('sweep_task', '') or '',
                 sweep_lams=ev.get('sweep_lams', ()), sweep_n=ev.get('sweep_n', 100),
                 shift_tasks=tuple(ev.get('shift_tasks', ()) or ()), shift_n=ev.get('shift_n', 0),
                 shift_methods=tuple(ev.get('shift_methods', cls.shift_methods) or ()))
     for name in spec['shift_tasks']:
-      tasks.get(name)
+      task_table.get(name)
     for k in ('record_every', 'sweep_n', 'shift_n'):
       if isinstance(spec[k], bool) or not isinstance(spec[k], int) or spec[k] < 0:
         raise UserError(f'config.eval.{k}={spec[k]!r} must be an integer >= 0.')
@@ -96,7 +79,7 @@ class EvalSpec:
     except (TypeError, ValueError):
       raise UserError(f'config.eval.sweep_lams={spec["sweep_lams"]!r} must be a list of numbers.') from None
     if spec['sweep_task']:
-      tasks.get(spec['sweep_task'])
+      task_table.get(spec['sweep_task'])
       if not spec['sweep_lams'] or spec['sweep_n'] < 2:
         raise UserError('config.eval.sweep_task is set, so sweep_lams needs at least one value and '
                         f'sweep_n at least 2 (got {spec["sweep_lams"]!r}, {spec["sweep_n"]!r}).')
@@ -105,19 +88,15 @@ class EvalSpec:
 
 def settings(config) -> dict:
   """The solver settings the numbers depend on (written into results.json / results.md)."""
-  from ge_jax import experiment
   s = config.solve
   out = dict(steps=s.steps, restarts=s.restarts, n_init=s.n_init, prior=s.prior, schedule=s.schedule,
              output=s.get('output', 'best'), seed=s.seed, ops_seed=config.ops.seed)
   for m in SOLVER_METHODS:
-    out[f'lr_{m}'] = float(experiment.method_setting(s, 'lr', m))
-    out[f'lam_{m}'] = float(experiment.method_setting(s, 'lam', m))
-  if 'ge_sample' in s:
-    out.update({f'ge_sample_{k}': v for k, v in s.ge_sample.items()})
-  if 'ge_pix' in s:
-    out.update({f'ge_pix_{k}': v for k, v in s.ge_pix.items()})
-  if s.get('compress', None):
-    out.update({f'compress_ge_{k}': v for k, v in s.compress.items()})
+    out[f'lr_{m}'] = float(method_table.setting(s, 'lr', m))
+    out[f'lam_{m}'] = float(method_table.setting(s, 'lam', m))
+  for block, prefix in (('ge_sample', 'ge_sample_'), ('ge_pix', 'ge_pix_'), ('compress', 'compress_ge_')):
+    if s.get(block, None):  # the sampled methods' blocks, and GE's code-only budget
+      out.update({f'{prefix}{k}': v for k, v in s[block].items()})
   return out
 
 
@@ -128,8 +107,6 @@ def default_outdir(config) -> str:
 
 def _psnr_trace(nets, params, z_trace: np.ndarray, clean: np.ndarray) -> np.ndarray:
   """Batch-mean PSNR of G(z) at each recorded step; z_trace (N, T, d) -> (T,)."""
-  import jax
-  from ge_jax import batching, metrics
   n, t, d = z_trace.shape
   g = jax.jit(nets.G)
   xs = batching.map_batched(g, params['generator'], z_trace.reshape(n * t, d), min(256, n * t))
@@ -142,8 +119,6 @@ def run_task(model, name: str, clean: np.ndarray, indices: np.ndarray, methods, 
              record_every: int, scratch: str | None, progress: bool, extractors=(), labels=None,
              domain_metrics=None) -> dict:
   """Restores the images for one evaluation task; returns its scores (+ convergence curves)."""
-  from ge_jax import api, experiment
-  from ge_jax.models import Nets
   params = model.params
   rec = record_every if 0 < record_every <= model.config.solve.steps else 0
   out = api.restore(model, clean, task=name, indices=indices, methods=methods, progress=progress,
@@ -153,51 +128,48 @@ def run_task(model, name: str, clean: np.ndarray, indices: np.ndarray, methods, 
   curves = {}
   if rec:
     nets = Nets(model.config)
-    for m in ('ge', 'gan', 'ge_sample', 'ge_pix'):
-      if m in out.z_trace:
+    for m in out.z_trace:  # the blind latent methods' curves: what the convergence figure shows
+      if m in BLIND:
         steps = [rec * (t + 1) for t in range(out.z_trace[m].shape[1])]
         curves[m] = dict(objective=[float(v) for v in np.nanmean(out.loss_trace[m], axis=0)],
                          psnr_steps=steps, psnr=[float(v) for v in _psnr_trace(nets, params, out.z_trace[m], clean)])
   scores['curves'] = curves
   if scratch:
-    paths = experiment.save(out, os.path.join(scratch, name), scores)
+    paths = api.save(out, os.path.join(scratch, name), scores)
     scores['_grid'] = paths['grid']
   return scores
 
 
 def lambda_sweep(config, params, name: str, clean: np.ndarray, indices: np.ndarray, lams: list[float],
                  progress: bool) -> dict:
-  """PSNR of GE and GAN-only versus lam on one task; every lam in one solver call (lam per image)."""
-  import jax
-  from ge_jax import experiment, metrics, operators, solver, tasks
-  from ge_jax.models import Nets
-  c, op_name = tasks.task_config(config, name)
+  """PSNR versus lam on one task of the blind methods that minimise (GE's MAP and GAN-only), with the
+  settings a run of that task resolves; every lam in one solver call (lam per image)."""
+  c, op_name = task_table.task_config(config, name)
   nets = Nets(c)
   op = operators.make(op_name, c.ops, nets.image_shape)
   y, _ = operators.corrupt_images(op, jax.random.key(c.ops.seed), clean, indices)
+  task = method_table.Task.of(op_name, op, c.ops)
   n, k = len(clean), len(lams)
   rep = lambda a: np.concatenate([a] * k)
   out = dict(task=name, n_images=n, lams=lams, methods={})
   bs = min(int(c.solve.batch_size), n * k)
-  for m in ('ge', 'gan'):
-    if m == 'gan' and op.code_only:
-      continue
-    target = solver.encode_all(nets, params, clean if op.code_only else y, bs) if m == 'ge' else y
-    spec = solver.SolverSpec.from_config(c.solve, m)
-    res = solver.solve_all(nets, spec, params, rep(target), jax.random.key(c.solve.seed),
-                           lr=experiment.method_setting(c.solve, 'lr', m),
-                           lam=np.repeat(np.asarray(lams, np.float32), n), batch_size=bs,
-                           indices=rep(indices), progress=progress)
-    psnr = np.asarray(metrics.psnr(metrics.to_unit(res.x), metrics.to_unit(rep(clean)))).reshape(k, n)
-    out['methods'][m] = dict(psnr_mean=psnr.mean(1).tolist(),
-                             psnr_se=(psnr.std(1, ddof=1) / np.sqrt(n)).tolist())
+  swept = [m for m in method_table.TABLE if m.name in BLIND and m.name in SOLVER_METHODS and m.why_not(task) is None]
+  codes = solver.encode_all(nets, params, clean if op.code_only else y, bs)
+  for m in swept:
+    s = m.settings(c, task)
+    inputs = method_table.Inputs(nets=nets, params=params, key=jax.random.key(c.solve.seed), indices=rep(indices),
+                                 batch_size=bs, corrupted=None if op.code_only else rep(y), codes=rep(codes),
+                                 forward=op.forward, op_params={}, task=task, progress=progress)
+    res = m.run(inputs, dataclasses.replace(s, lam=np.repeat(np.asarray(lams, np.float32), n)))
+    psnr = np.asarray(metrics.psnr(metrics.to_unit(res.recon[m.name]), metrics.to_unit(rep(clean)))).reshape(k, n)
+    out['methods'][m.name] = dict(psnr_mean=psnr.mean(1).tolist(),
+                                  psnr_se=(psnr.std(1, ddof=1) / np.sqrt(n)).tolist())
   return out
 
 
 def shift_suite(model, clean: np.ndarray, labels, task_names, methods, extractors, progress: bool) -> list[dict]:
   """Every shift of ge_jax.shift (inputs the models never saw) x the given tasks x methods, scored
   against the shifted clean images (the classifier's accuracy on those is the ceiling)."""
-  from ge_jax import api, report, shift
   out = []
   indices = np.arange(len(clean))
   for shift_name, shifted in shift.shifted_sets(clean).items():
@@ -221,9 +193,6 @@ def evaluate(config, workdir: str, outdir: str, *, split: str = 'test', n: int |
   The solver budget is config.solve; the convergence curves and the lambda sweep follow
   config.eval (record_every, sweep_task, sweep_lams, sweep_n).
   """
-  import jax
-  from ge_jax import api, data, fileio, report, tasks as task_table
-  from ge_jax.errors import UserError
   t0 = time.time()
   ev = EvalSpec.from_config(config)
   tasks = list(tasks or task_table.DEFAULT_TASKS)
@@ -292,12 +261,10 @@ def merge_update(old: dict, new: dict) -> dict:
   """`old` results with `new`'s tasks in place of theirs (a re-run of some tasks): UserError unless
   both runs measured the same networks, images and settings, and `new` re-ran every method of each
   task it replaces."""
-  from ge_jax.errors import UserError
   for key in ('config', 'workdir', 'split', 'n_images', 'data'):
     if old.get(key) != new.get(key):
       raise UserError(f'--update: the results were made with {key}={old.get(key)!r}, this run has '
                       f'{new.get(key)!r}; run every task again with --overwrite.')
-  from ge_jax import tasks as task_table
   changed = sorted(k for k in set(old['settings']) & set(new['settings']) if old['settings'][k] != new['settings'][k])
   rerun = {t['task'] for t in new['tasks']}
   if all(t['task'] in rerun for t in old['tasks'] if task_table.get(t['task']).operator == 'compress'):
@@ -321,9 +288,6 @@ def merge_update(old: dict, new: dict) -> dict:
 
 def update(config, workdir: str, outdir: str, *, tasks, n: int | None, split: str = 'test', **kwargs) -> dict:
   """Re-runs `tasks` and merges them into `outdir`'s results (merge_update), figures included."""
-  import json
-  from ge_jax import report
-  from ge_jax.errors import UserError
   path = os.path.join(outdir, 'results.json')
   if not os.path.isfile(path):
     raise UserError(f'--update: {outdir} has no results.json to update; run the evaluation first (no --update).')
@@ -333,7 +297,7 @@ def update(config, workdir: str, outdir: str, *, tasks, n: int | None, split: st
     raise UserError('--update re-runs the tasks named by --tasks; name them (e.g. --tasks=compress).')
   n = old['n_images'] if n is None else n
   methods = set(kwargs.get('methods', METHODS))
-  ran = methods | {'corrupted'} | ({'ge_pix_one'} if 'ge_pix' in methods else set())
+  ran = {'corrupted'} | {r for m in method_table.select(methods) for r in m.rows}
   # what can be checked before the run is checked before it (the data source is checked after)
   merge_update(old, dict(old, workdir=workdir, split=split, n_images=n, settings=settings(config),
                          tasks=[dict(t, methods=[m for m in t['methods'] if m in ran])
@@ -356,37 +320,3 @@ def update(config, workdir: str, outdir: str, *, tasks, n: int | None, split: st
     report.plot_convergence(os.path.join(outdir, 'convergence.png'), merged['tasks'])
   report.write_results(outdir, merged)
   return merged
-
-
-@cli.exit_on_user_error
-def main(argv):
-  from ge_jax import tasks as task_table
-  from ge_jax.errors import UserError
-  f = flags.FLAGS
-  config = f.config
-  workdir = cli.start(argv, config, f.workdir)
-  outdir = f.outdir or default_outdir(config)
-  for name in f.tasks or ():
-    task_table.get(name)  # a bad name fails before any work
-  EvalSpec.from_config(config)  # a bad config.eval fails before any work
-  command = 'python -m ge_jax.evaluate ' + ' '.join(a for a in sys.argv[1:])
-  if f.update:
-    if f.overwrite:
-      raise UserError('--update keeps the other tasks and --overwrite replaces them all; pick one.')
-    r = update(config, workdir, outdir, tasks=f.tasks, n=f.n, split=f.split, methods=f.methods,
-               figures=f.figures, progress=f.progress, command=command, note=config.get('note', ''))
-    print(open(os.path.join(outdir, 'results.md')).read())
-    print(f'updated {", ".join(f.tasks)} in {outdir}/results.md, results.json ({r["updates"][-1]["wall_seconds"]:.0f} s)')
-    return
-  cli.check_outdir(outdir, f.overwrite, 'results.json', carry=CARRIED)
-  with cli.output_folder(outdir, f.overwrite, 'results.json', carry=CARRIED,
-                         keep_as=(('NOTE.md', 'NOTE.previous.md'),)) as stage:  # replaced whole
-    r = evaluate(config, workdir, stage, split=f.split, n=f.n, tasks=f.tasks, methods=f.methods,
-                 figures=f.figures, progress=f.progress, command=command, note=config.get('note', ''))
-  print(open(os.path.join(outdir, 'results.md')).read())
-  print(f'wrote {outdir}/results.md, results.json ({r["wall_seconds"]:.0f} s)')
-
-
-if __name__ == '__main__':
-  _define_flags()
-  cli.run(main)

@@ -1,8 +1,8 @@
 """Pictures of how G's latent space, E's code space and the image space relate.
 
-  python -m ge_jax.latent_viz --config=configs/mnist.py --workdir=runs/mnist --outdir=results/mnist
+  python -m ge_jax.latent_pictures --config=configs/mnist.py --workdir=runs/mnist --outdir=results/mnist
 
-writes to --outdir:
+writes to --outdir (`make_pictures`):
   latent_pca.png            left: a 2-D PCA (fitted on the codes of real test images) of E-codes of
                             real test images (coloured by label), of G samples E(G(z)), of corrupted
                             inputs E(y) and of GE's solutions E(G(z*)), with clean -> corrupted -> GE
@@ -16,23 +16,14 @@ writes to --outdir:
 
 from __future__ import annotations
 
-import json
 import os
 
 import jax
 import numpy as np
-from absl import flags
 
-def _define_flags() -> None:
-  """CLI flags, defined only when run as a program (importing this module defines none)."""
-  from ml_collections import config_flags
-  config_flags.DEFINE_config_file('config', 'configs/mnist.py', 'Config file (ml_collections).')
-  flags.DEFINE_string('workdir', None, 'Trained checkpoints (default runs/<config.name>).')
-  flags.DEFINE_string('outdir', None, 'Where the pictures go (default results/<config.name>).')
-  flags.DEFINE_integer('n', 500, 'Real test images and G samples in the PCA picture.')
-  flags.DEFINE_integer('n_ge', 64, 'Test images restored by GE for the picture.')
-  flags.DEFINE_string('task', 'denoise-0.3', 'Evaluation task of the GE solutions.')
-  flags.DEFINE_integer('steps', 10, 'Points on the z interpolation.')
+from ge_jax import batching, fileio, operators, solver, tasks, viz
+from ge_jax import methods as method_table
+from ge_jax.models import Nets
 
 
 def _pca(fit: np.ndarray, k: int = 2):
@@ -46,11 +37,10 @@ def _pca(fit: np.ndarray, k: int = 2):
 def make_pictures(config, params, clean: np.ndarray, labels: np.ndarray | None, outdir: str, *,
                   n_ge: int = 64, task: str = 'denoise-0.3', steps: int = 10, progress: bool = False) -> dict:
   """Writes latent_pca.png, latent_interpolation.png and latent_stats.json; returns the stats."""
+  # matplotlib here: its backend is chosen only when a figure is written (a notebook keeps its own).
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
-  from ge_jax import batching, fileio, solver, viz
-  from ge_jax.models import Nets
   os.makedirs(outdir, exist_ok=True)
   nets = Nets(config)
   n = len(clean)
@@ -124,44 +114,16 @@ def make_pictures(config, params, clean: np.ndarray, labels: np.ndarray | None, 
 
 
 def solve_ge(config, params, clean: np.ndarray, task: str, progress: bool = False):
-  """(observation y, z*, G(z*)) of GE on evaluation task `task` (y = clean for 'compress')."""
-  from ge_jax import experiment, operators, solver, tasks
-  from ge_jax.models import Nets
+  """(observation y, z*, G(z*)) of GE on evaluation task `task` (y = clean for 'compress'), with the
+  settings a run of that task resolves (methods.TABLE's GE)."""
   c, op_name = tasks.task_config(config, task)
   nets = Nets(c)
   op = operators.make(op_name, c.ops, nets.image_shape)
   idx = np.arange(len(clean))
   y = clean if op.code_only else operators.corrupt_images(op, jax.random.key(c.ops.seed), clean, idx)[0]
   bs = min(int(c.solve.batch_size), len(clean))
-  codes = solver.encode_all(nets, params, y, bs)
-  spec = solver.SolverSpec.from_config(c.solve, 'ge')
-  res = solver.solve_all(nets, spec, params, codes, jax.random.key(c.solve.seed),
-                         lr=experiment.method_setting(c.solve, 'lr', 'ge'),
-                         lam=experiment.method_setting(c.solve, 'lam', 'ge'), batch_size=bs,
-                         indices=idx, progress=progress)
+  ge = method_table.BY_NAME[method_table.PAPER]
+  s = ge.settings(c, method_table.Task.of(op_name, op, c.ops))
+  res = solver.solve_all(nets, s.spec, params, solver.encode_all(nets, params, y, bs), jax.random.key(c.solve.seed),
+                         lr=s.lr, lam=s.lam, batch_size=bs, indices=idx, progress=progress)
   return y, res.z, res.x
-
-
-def main(argv):
-  from ge_jax import cli, data, load
-  from ge_jax.errors import UserError
-  f = flags.FLAGS
-  config = f.config
-  workdir = cli.start(argv, config, f.workdir)
-  outdir = f.outdir or os.path.join('results', config.name)
-  ds = data.load(config.data)
-  n = min(f.n, len(ds.test))
-  if n < 2:
-    raise UserError(f'--n={f.n} must be at least 2.')
-  params = load.load_trained(config, workdir)
-  labels = None if ds.test_labels is None else ds.test_labels[:n]
-  stats = make_pictures(config, params, ds.test[:n], labels, outdir, n_ge=f.n_ge, task=f.task,
-                        steps=f.steps)
-  print(json.dumps(stats, indent=1))
-  print(f'wrote {outdir}/latent_pca.png, latent_interpolation.png, latent_stats.json')
-
-
-if __name__ == '__main__':
-  from ge_jax import cli as _cli
-  _define_flags()
-  _cli.run(_cli.exit_on_user_error(main))  # Ctrl-C handling and a quiet exit, as the other CLIs

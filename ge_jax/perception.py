@@ -52,7 +52,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ge_jax import batching
+from ge_jax import batching, classifier
 from ge_jax.errors import UserError
 
 RANDOM_SCALE = 10.0                 # fixed factor on the random CNN's features: FDs of O(0.1)-O(100)
@@ -161,7 +161,6 @@ def random_extractor(image_shape: tuple[int, int, int], seed: int = 0, batch_siz
 
 
 def _classifier_apply(params: dict, x: jax.Array) -> jax.Array:
-  from ge_jax import classifier
   k = params['Dense_1']['bias'].shape[0]
   logits, feats = classifier.Classifier(num_classes=k).apply({'params': params}, x)
   return jnp.concatenate([feats, logits], axis=-1)
@@ -169,7 +168,6 @@ def _classifier_apply(params: dict, x: jax.Array) -> jax.Array:
 
 def classifier_extractor(workdir: str, dataset, batch_size: int = 500) -> FeatureExtractor:
   """The project's classifier (cached in <workdir>/classifier/, trained on dataset.train if absent)."""
-  from ge_jax import classifier
   params = classifier.load_or_train(workdir, dataset)
   k = int(np.asarray(params['Dense_1']['bias']).shape[0])
   return FeatureExtractor(

@@ -1,6 +1,7 @@
 """Reporting an evaluation: results.md (tables, the reading of them, settings, figures) and the plots.
 
-Pure writers of what `ge_jax.evaluate` measured (its result dict); nothing here solves anything.
+Pure writers of what `ge_jax.evaluation` measured (its result dict); nothing here solves anything.
+`python -m ge_jax.rerender OUTDIR` writes results.md again from its results.json.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ import os
 
 import numpy as np
 
-from ge_jax import fileio, viz
-from ge_jax.methods import BLIND, GE_FORMS, KNOWN, LABELS as METHOD_LABELS, PIXELS, ROWS
+from ge_jax import fileio, pd_plot, viz
+from ge_jax.errors import UserError
+from ge_jax.methods import BASELINES, BLIND, BY_NAME, GE_FORMS, KNOWN, LABELS as METHOD_LABELS, PAPER, PEER, PIXELS
+from ge_jax.methods import REFERENCE, ROWS
+from ge_jax.perception import pareto_front
 
 LABELS = dict(corrupted='input') | METHOD_LABELS
 
@@ -38,15 +42,15 @@ def _methods(tasks: list[dict]) -> list[str]:
 def markdown_table(tasks: list[dict], key: str, digits: int) -> list[str]:
   """One row per task, one column per method (blind winner in bold), GE vs the others."""
   methods = _methods(tasks)
-  head = ['task', 'input'] + [LABELS[m] for m in methods] + ['GE − AE', 'GE − GAN']
+  head = ['task', 'input'] + [LABELS[m] for m in methods] + [f'{LABELS[PAPER]} − {BY_NAME[b].short}' for b in BASELINES]
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for t in tasks:
     ms = t['methods']
     best = _best(ms, key)
     cells = [t['task'], _fmt(ms.get('corrupted'), key, digits, False)]
     cells += [_fmt(ms.get(m), key, digits, m == best) for m in methods]
-    ge = ms.get('ge', {}).get(f'{key}_mean')
-    for m in ('ae', 'gan'):
+    ge = ms.get(PAPER, {}).get(f'{key}_mean')
+    for m in BASELINES:
       other = ms.get(m, {}).get(f'{key}_mean')
       cells.append(f'{ge - other:+.{digits}f}' if ge is not None and other is not None else 'n/a')
     lines.append('| ' + ' | '.join(cells) + ' |')
@@ -123,7 +127,6 @@ def shift_table(rows: list[dict], ext: str) -> list[str]:
   methods = _methods(rows)
   head = ['shift', 'task'] + [LABELS[m] for m in methods] + ['GE on blind front']
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-  from ge_jax.perception import pareto_front
   for t in rows:
     cells = [t['shift'], t['task']]
     for m in methods:
@@ -152,7 +155,6 @@ def pd_points(t: dict, ext: str, methods) -> tuple[dict, dict]:
 def front_lines(tasks: list[dict], ext: str) -> list[str]:
   """Per task: the blind methods on the PSNR / FD front, and whether GE (any form) is on it; the count
   is also given for the paper's forms alone (MAP, sample) against the blind methods without GE+pixels' rows."""
-  from ge_jax.perception import pareto_front
   lines, on, on_plain = [], 0, 0
   plain = tuple(m for m in BLIND if m not in PIXELS)
   paper = set(GE_FORMS) - set(PIXELS)
@@ -179,7 +181,7 @@ def realism_lines(tasks: list[dict], ext: str) -> list[str]:
   against the same clean images (the run's g_random row); [] when that row was not run."""
   rows, at_most, within = [], 0, 0
   for t in tasks:
-    g = _perception(t['methods'].get('g_random', {}), ext)
+    g = _perception(t['methods'].get(REFERENCE[0], {}), ext)
     ge = {m: p for m in GE_FORMS if 'fd' in (p := _perception(t['methods'].get(m, {}), ext))}
     if 'fd' not in g or not ge:
       continue
@@ -200,7 +202,6 @@ def realism_lines(tasks: list[dict], ext: str) -> list[str]:
 
 def plot_pd(outdir: str, tasks: list[dict], ext: str) -> list[str]:
   """One perception-distortion figure per task, pd_<task>.png; returns the file names."""
-  from ge_jax import pd_plot
   names = []
   for t in tasks:
     pts, errs = pd_points(t, ext, ('corrupted',) + ROWS)
@@ -234,8 +235,7 @@ def variants_table(outdir: str) -> list[str]:
       runs.append((os.path.basename(os.path.dirname(path)), json.load(f)))
   if not runs:
     return []
-  from ge_jax.perception import pareto_front
-  shown = BLIND + ('csgm',)
+  shown = BLIND + (PEER,)
   lines = ['Mean over the run\'s tasks of PSNR (dB) / FD; "front": tasks where GE (any form) is on the blind '
            'PSNR / FD front.', '',
            '| variant | split, n | what it changes | tasks | ' + ' | '.join(LABELS[m] for m in shown) + ' | front |',
@@ -263,8 +263,8 @@ def variants_table(outdir: str) -> list[str]:
 
 def write_markdown(path: str, result: dict, outdir: str) -> None:
   tasks = result['tasks']
-  wins = [t['task'] for t in tasks if _best(t['methods'], 'psnr') == 'ge']
-  losses = [t['task'] for t in tasks if _best(t['methods'], 'psnr') not in (None, 'ge')]
+  wins = [t['task'] for t in tasks if _best(t['methods'], 'psnr') == PAPER]
+  losses = [t['task'] for t in tasks if _best(t['methods'], 'psnr') not in (None, PAPER)]
   lines = [f'# GE on {result["config"]}: {result["split"]} split, {result["n_images"]} images',
            '',
            f'Command: `{result["command"]}`',
@@ -300,16 +300,17 @@ def write_markdown(path: str, result: dict, outdir: str) -> None:
     descr = tasks[0].get('extractors', {})
     lines += ['', 'Feature extractors: ' + '; '.join(f'{k}: {v}' for k, v in descr.items())]
   psnr = lambda t, m: t['methods'].get(m, {}).get('psnr_mean')
-  beats = lambda m: [t['task'] for t in tasks if psnr(t, 'ge') is not None and psnr(t, m) is not None
-                     and psnr(t, 'ge') > psnr(t, m)]
-  n_with = lambda m: sum(psnr(t, m) is not None and psnr(t, 'ge') is not None for t in tasks)
+  beats = lambda m: [t['task'] for t in tasks if psnr(t, PAPER) is not None and psnr(t, m) is not None
+                     and psnr(t, PAPER) > psnr(t, m)]
+  n_with = lambda m: sum(psnr(t, m) is not None and psnr(t, PAPER) is not None for t in tasks)
+  gan, ae = BASELINES[1], BASELINES[0]
   lines += ['', f'GE (MAP) has the best blind PSNR on {len(wins)} of {len(tasks)} tasks'
             + (f'; not on: {", ".join(losses)}.' if losses else '.')
-            + f' GE beats GAN-only on {len(beats("gan"))} of {n_with("gan")} tasks'
-            + (f' ({", ".join(beats("gan"))})' if beats('gan') else '')
-            + f', AE-only on {len(beats("ae"))} of {n_with("ae")}'
-            + f' and CSGM (operator known) on {len(beats("csgm"))} of {n_with("csgm")}'
-            + (f' ({", ".join(beats("csgm"))})' if beats('csgm') else '') + '.',
+            + f' GE beats GAN-only on {len(beats(gan))} of {n_with(gan)} tasks'
+            + (f' ({", ".join(beats(gan))})' if beats(gan) else '')
+            + f', AE-only on {len(beats(ae))} of {n_with(ae)}'
+            + f' and CSGM (operator known) on {len(beats(PEER))} of {n_with(PEER)}'
+            + (f' ({", ".join(beats(PEER))})' if beats(PEER) else '') + '.',
             '', 'CSGM, GE-op and the classical restorations know the operator A (its kernel, mask or '
             'factor): references, not blind methods. GE sample is the same model as GE, sampled by '
             'Langevin dynamics instead of minimised (ge_jax/solver.py). Where GE+pixels returns the mean of its '
@@ -346,6 +347,8 @@ def write_markdown(path: str, result: dict, outdir: str) -> None:
 
 
 def plot_convergence(path: str, tasks: list[dict]) -> None:
+  # matplotlib here, not at the top: its backend is chosen only when a figure is written, so that
+  # importing the report leaves a notebook's own plotting alone.
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
@@ -353,12 +356,11 @@ def plot_convergence(path: str, tasks: list[dict]) -> None:
   if not tasks:
     return
   fig, axes = plt.subplots(len(tasks), 2, figsize=(9, 2.1 * len(tasks)), squeeze=False)
-  colors = dict(ge='tab:red', gan='tab:blue', ge_sample='tab:orange', ge_pix='tab:green')
   for row, t in zip(axes, tasks):
     for m, cur in t['curves'].items():
       obj = np.asarray(cur['objective'])
-      row[0].plot(np.arange(len(obj)), obj / obj[0], color=colors[m], label=LABELS[m])
-      row[1].plot(cur['psnr_steps'], cur['psnr'], color=colors[m], label=LABELS[m])
+      row[0].plot(np.arange(len(obj)), obj / obj[0], color=BY_NAME[m].color, label=LABELS[m])
+      row[1].plot(cur['psnr_steps'], cur['psnr'], color=BY_NAME[m].color, label=LABELS[m])
     row[0].set_yscale('log')
     row[0].set_ylabel(t['task'], fontsize=8)
     row[1].set_ylabel('PSNR (dB)', fontsize=8)
@@ -412,7 +414,6 @@ def write_results(outdir: str, result: dict) -> None:
 
 def rerender(outdir: str) -> str:
   """Writes <outdir>/results.md again from its results.json (after adding variants/ or editing NOTE.md)."""
-  from ge_jax.errors import UserError
   path = os.path.join(outdir, 'results.json')
   if not os.path.isfile(path):
     raise UserError(f'{outdir} has no results.json; run `python -m ge_jax.evaluate --outdir={outdir}` first.')
@@ -421,15 +422,3 @@ def rerender(outdir: str) -> str:
   out = os.path.join(outdir, 'results.md')
   write_markdown(out, result, outdir)
   return out
-
-
-if __name__ == '__main__':  # python -m ge_jax.report results/mnist: results.md again, variants included
-  import sys
-  from ge_jax import cli
-  if len(sys.argv) != 2:
-    sys.exit('usage: python -m ge_jax.report OUTDIR   (re-renders OUTDIR/results.md from its results.json)')
-
-  @cli.exit_on_user_error
-  def _main(_):
-    print(f'wrote {rerender(sys.argv[1])}')
-  _main(None)

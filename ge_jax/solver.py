@@ -123,11 +123,11 @@ ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
 _NOISE_STREAM = 1_000_003  # fold_in tag of the Langevin noise keys, apart from the initial draws'
 
 
-def check_mean_output(output: str, restarts: int, block: str = 'solve', over: str = 'restarts') -> None:
-  """output='mean' of config.<block> averages the images of its restarts (Langevin: its chains); one
-  alone has nothing to average, so it is an error rather than a silent 'best'."""
+def check_mean_output(output: str, restarts: int) -> None:
+  """output='mean' averages the images of the restarts (Langevin: the chains); one alone has nothing
+  to average, so it is an error rather than a silent 'best'."""
   if output == 'mean' and restarts < 2:
-    raise UserError(f"config.{block}.output='mean' averages over {over}; set config.{block}.restarts >= 2.")
+    raise UserError("SolverSpec(output='mean') averages over restarts; it needs restarts >= 2.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,7 +196,7 @@ class SolverSpec:
     for name, allowed in (('prior', PRIORS), ('schedule', SCHEDULES), ('output', OUTPUTS),
                           ('sampler', SAMPLERS)):
       if getattr(self, name) not in allowed:
-        raise UserError(f'config.solve.{name}={getattr(self, name)!r} is not one of '
+        raise UserError(f'SolverSpec({name}={getattr(self, name)!r}) is not one of '
                         f'{", ".join(map(repr, allowed))}.')
     if self.sampler == 'langevin' and self.prior != 'l2':
       raise UserError(f"sampler='langevin' samples under the Gaussian prior: set prior='l2', not {self.prior!r}.")
@@ -204,7 +204,7 @@ class SolverSpec:
     for name, low in (('steps', 1), ('restarts', 1), ('n_init', 0), ('record_every', 0)):
       v = getattr(self, name)
       if not batching.is_int(v) or v < low:
-        raise UserError(f'config.solve.{name}={v!r} must be an integer >= {low}.')
+        raise UserError(f'SolverSpec({name}={v!r}): it must be an integer >= {low}.')
     if self.lam_count is not None:
       if self.sampler != 'langevin':
         raise UserError("lam_count (an estimated error variance) applies to sampler='langevin' only.")
@@ -223,22 +223,8 @@ class SolverSpec:
     if not (isinstance(self.censor_sigma, (int, float)) and 0 <= self.censor_sigma < float('inf')):
       raise UserError(f'censor_sigma={self.censor_sigma!r} must be a number >= 0 (the noise std, 0 = off).')
     if self.record_every > self.steps:
-      raise UserError(f'config.solve.record_every={self.record_every} exceeds config.solve.steps='
-                      f'{self.steps}; use 0 (off) or a value <= steps.')
-
-  @classmethod
-  def from_config(cls, solve_cfg, objective: str) -> 'SolverSpec':
-    """The spec of a `config.solve` block (record_every is optional there, default 0)."""
-    get = solve_cfg.get if hasattr(solve_cfg, 'get') else lambda k, d=None: getattr(solve_cfg, k, d)
-    fields = {}
-    for name in ('steps', 'restarts', 'n_init'):
-      v = get(name, None)
-      if v is None:
-        raise UserError(f'config.solve.{name} is missing; set it to a positive integer.')
-      fields[name] = v
-    return cls(objective=objective, prior=get('prior', 'l2'), schedule=get('schedule', 'constant'),
-               record_every=get('record_every', 0), output=get('output', 'best'),
-               sampler=get('sampler', 'adam'), **fields)
+      raise UserError(f'SolverSpec(record_every={self.record_every}) exceeds steps={self.steps}; '
+                      'use 0 (off) or a value <= steps.')
 
   @property
   def n_recorded(self) -> int:

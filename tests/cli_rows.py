@@ -36,11 +36,7 @@ def main() -> None:
   os.chdir(ROOT)
   sys.path.insert(0, ROOT)
   from absl import flags
-  if which == 'evaluate':
-    mod = importlib.import_module('ge_jax.evaluate')
-    mod._define_flags()
-  else:
-    mod = importlib.import_module(which)
+  mod = importlib.import_module('ge_jax.evaluate' if which == 'evaluate' else which)
   from ge_jax import cli
   rows = json.load(open(rows_path))
   results = []

@@ -68,3 +68,13 @@ def tiny_workdir(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('tiny_run'))
   pretrain.train_and_evaluate(mnist_tiny.get_config(), workdir, progress=False)
   return workdir
+
+
+def resolved(config, method: str, record_every: int = 0, code_only: bool = False):
+  """(spec, lr, lam) of a latent method as a run resolves them (config, or its config.solve block)."""
+  import types
+  from ge_jax import methods
+  cfg = config if 'solve' in config else types.SimpleNamespace(solve=config)
+  task = methods.Task('compress' if code_only else 'denoise', code_only=code_only)
+  s = methods.BY_NAME[method].settings(cfg, task, record_every)
+  return s.spec, s.lr, s.lam

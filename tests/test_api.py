@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from ge_jax.errors import UserError
+from conftest import resolved
+from ge_jax import methods
 
 
 @pytest.fixture(scope='module')
@@ -81,44 +83,44 @@ def test_ge_pix_is_the_sample_with_the_observed_pixels(model, tiny_config):
   # the mean's first chain comes with it, and is the one-chain run's sample (same start, same noise)
   np.testing.assert_allclose(means.recon['ge_pix_one'], same.recon['ge_pix'], atol=1e-4)
   assert 'ge_pix_one' not in same.recon and 'ge_sample_one' not in means.recon
-  spec, lr, lam = experiment.method_solve(model.config.solve, 'ge_pix')
-  s2 = experiment.pixel_var(model.config.solve)
+  spec, lr, lam = resolved(model.config.solve, 'ge_pix')
+  s2 = methods.pixel_var(model.config.solve)
   assert spec.sampler == 'langevin' and spec.pixel_weight == pytest.approx(lam / s2)
-  assert lr == pytest.approx(min(model.config.solve.ge_sample.lr, 2 * s2 * experiment.max_pixel_step(model.config.solve)))
+  assert lr == pytest.approx(min(model.config.solve.ge_sample.lr, 2 * s2 * methods.max_pixel_step(model.config.solve)))
   stiff = model.config.copy_and_resolve_references()  # a stiff pixel term: the step on it is capped
   stiff.solve.ge_sample.lr = 0.01
   stiff.solve.ge_pix = {'pixel_var': 0.03, 'max_pixel_step': 0.05}
-  assert experiment.method_solve(stiff.solve, 'ge_pix')[1] == pytest.approx(0.003)
+  assert resolved(stiff, 'ge_pix')[1] == pytest.approx(0.003)
   stiff.solve.ge_pix = {'pixel_var': 0.3, 'max_pixel_step': 0.05}  # soft enough: ge_sample's step
-  assert experiment.method_solve(stiff.solve, 'ge_pix')[1] == pytest.approx(0.01)
+  assert resolved(stiff, 'ge_pix')[1] == pytest.approx(0.01)
   stiff.solve.ge_pix = {'temperature': 0.25}  # each chain its own temperature, 1 unless set
-  assert experiment.method_solve(stiff.solve, 'ge_pix')[0].temperature == 0.25
-  assert experiment.method_solve(stiff.solve, 'ge_sample')[0].temperature == 1.0
+  assert resolved(stiff, 'ge_pix')[0].temperature == 0.25
+  assert resolved(stiff, 'ge_sample')[0].temperature == 1.0
   stiff.solve.ge_pix = {'lam': 0.5, 'pixel_var': 0.3}  # its own code variance; the pixel weight follows it
-  spec, _, lam = experiment.method_solve(stiff.solve, 'ge_pix')
+  spec, _, lam = resolved(stiff, 'ge_pix')
   assert lam == 0.5 and spec.pixel_weight == pytest.approx(0.5 / 0.3)
-  assert experiment.method_solve(stiff.solve, 'ge_sample')[2] == stiff.solve.ge_sample.lam != 0.5
+  assert resolved(stiff, 'ge_sample')[2] == stiff.solve.ge_sample.lam != 0.5
   stiff.solve.ge_pix = {'lam': None, 'pixel_var': 0.3}  # unset: ge_sample's
-  assert experiment.method_solve(stiff.solve, 'ge_pix')[2] == stiff.solve.ge_sample.lam
+  assert resolved(stiff, 'ge_pix')[2] == stiff.solve.ge_sample.lam
   stiff.solve.ge_pix = {'temperature': 0.0}
   with pytest.raises(UserError, match='temperature'):
-    experiment.method_solve(stiff.solve, 'ge_pix')
+    resolved(stiff, 'ge_pix')
   for bad, match in (({'restarts': 0}, 'restarts'), ({'output': 'median'}, 'output'), ({'lam': 0.0}, 'lam='),
                      ({'output': 'mean', 'restarts': 1}, 'restarts >= 2')):
     stiff.solve.ge_pix = bad
     with pytest.raises(UserError, match=match):
-      experiment.method_solve(stiff.solve, 'ge_pix')
+      resolved(stiff, 'ge_pix')
   code_only = api.restore(model, clean, task='compress', methods=('ge_pix',))
   assert 'ge_pix' not in code_only.recon and 'no image is observed' in code_only.notes['ge_pix']
   old = model.config.copy_and_resolve_references()  # a config saved before ge_pix existed
   del old.solve['ge_pix']
-  assert experiment.pixel_var(old.solve) == experiment.DEFAULT_PIXEL_VAR
+  assert methods.pixel_var(old.solve) == methods.DEFAULT_PIXEL_VAR
   old.solve.ge_pix = {'pixel_var': 0.0}
   with pytest.raises(UserError, match='pixel_var'):
-    experiment.method_solve(old.solve, 'ge_pix')
+    resolved(old, 'ge_pix')
   old.solve.ge_pix = {'pixel_var': 0.3, 'max_pixel_step': -1}
   with pytest.raises(UserError, match='max_pixel_step'):
-    experiment.method_solve(old.solve, 'ge_pix')
+    resolved(old, 'ge_pix')
 
 
 def api_data(config):

@@ -5,6 +5,7 @@ import pytest
 
 from ge_jax import classical, metrics, operators
 from ge_jax.errors import UserError
+from ge_jax import methods
 
 
 @pytest.fixture(scope='module')
@@ -120,5 +121,5 @@ def test_evaluation_uses_the_setting_of_the_most_specific_task():
   c = mnist.get_config()
   for name in ('deblur', 'deblur-noisy', 'motionblur', 'motionblur-noisy'):
     cfg, op = tasks.task_config(c, name)
-    assert experiment.classical_setting(op, cfg.ops) == classical.MNIST_VALIDATION[name][:2], name
+    assert methods.classical_setting(op, cfg.ops) == classical.MNIST_VALIDATION[name][:2], name
   assert 'deblur-noisy' not in tasks.DEFAULT_TASKS and len(tasks.DEFAULT_TASKS) == 11

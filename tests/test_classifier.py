@@ -6,8 +6,8 @@ import os
 
 
 def test_classifier_learns_and_scores_g(tiny_workdir, tiny_config):
-  from ge_jax import classifier, data
-  r = classifier.sample_quality(tiny_config, tiny_workdir, n_samples=64, steps=150)
+  from ge_jax import classifier, sample_quality, data
+  r = sample_quality.sample_quality(tiny_config, tiny_workdir, n_samples=64, steps=150)
   assert os.path.exists(os.path.join(tiny_workdir, 'classifier', 'params.msgpack'))
   j = json.load(open(os.path.join(tiny_workdir, 'classifier', 'sample_quality.json')))
   assert j['fd_test_vs_g'] >= 0 and j['fd_test_vs_val'] >= 0 and 0 < j['confidence_g'] <= 1

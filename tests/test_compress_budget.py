@@ -6,6 +6,7 @@ import pytest
 
 from ge_jax import experiment
 from ge_jax.errors import UserError
+from conftest import resolved
 
 
 @pytest.fixture
@@ -17,24 +18,24 @@ def solve_cfg(tiny_config):
 
 
 def test_the_block_applies_to_ge_on_code_only_tasks_only(solve_cfg):
-  spec, _, lam = experiment.method_solve(solve_cfg, 'ge', code_only=True)
+  spec, _, lam = resolved(solve_cfg, 'ge', code_only=True)
   assert (spec.steps, spec.restarts, lam) == (700, 3, 0.002)
-  spec, _, lam = experiment.method_solve(solve_cfg, 'ge', code_only=False)
+  spec, _, lam = resolved(solve_cfg, 'ge', code_only=False)
   assert (spec.steps, spec.restarts, lam) == (20, 2, 0.01)
   for method in ('gan', 'csgm', 'ge_op'):  # their observations are images, not exact codes
-    spec, _, lam = experiment.method_solve(solve_cfg, method, code_only=True)
+    spec, _, lam = resolved(solve_cfg, method, code_only=True)
     assert (spec.steps, spec.restarts) == (20, 2)
-  assert experiment.method_solve(solve_cfg, 'ge_sample', code_only=True)[0].steps == solve_cfg.ge_sample.steps
+  assert resolved(solve_cfg, 'ge_sample', code_only=True)[0].steps == solve_cfg.ge_sample.steps
   # the recorded trace is cut to the steps that run
-  assert experiment.method_solve(solve_cfg, 'ge', record_every=10_000, code_only=True)[0].record_every == 700
+  assert resolved(solve_cfg, 'ge', record_every=10_000, code_only=True)[0].record_every == 700
 
 
 def test_unset_values_fall_back_to_the_image_tasks(solve_cfg):
   solve_cfg.compress.steps = None
-  spec, _, lam = experiment.method_solve(solve_cfg, 'ge', code_only=True)
+  spec, _, lam = resolved(solve_cfg, 'ge', code_only=True)
   assert (spec.steps, spec.restarts, lam) == (20, 3, 0.002)
   del solve_cfg['compress']  # a config saved before the block existed
-  spec, _, lam = experiment.method_solve(solve_cfg, 'ge', code_only=True)
+  spec, _, lam = resolved(solve_cfg, 'ge', code_only=True)
   assert (spec.steps, spec.restarts, lam) == (20, 2, 0.01)
 
 
@@ -48,7 +49,7 @@ def test_a_bad_value_is_one_sentence_also_without_the_config_check(solve_cfg, ke
   with solve_cfg.unlocked():
     solve_cfg.compress[key] = value
   with pytest.raises(UserError, match=match) as e:
-    experiment.method_solve(solve_cfg, 'ge', code_only=True)
+    resolved(solve_cfg, 'ge', code_only=True)
   assert '\n' not in str(e.value)
 
 

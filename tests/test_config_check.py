@@ -9,6 +9,7 @@ import pytest
 
 from ge_jax import config_check
 from ge_jax.errors import UserError
+from conftest import resolved
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMES = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, 'configs', 'mnist*.py')))
@@ -99,11 +100,11 @@ def test_a_mean_of_one_chain_is_one_sentence_wherever_it_is_found(base):
   c = base.copy_and_resolve_references()
   c.solve.ge_sample.update(output='mean', restarts=1)
   with pytest.raises(UserError) as e:  # the run, where config_check did not run first (the API)
-    experiment.method_solve(c.solve, 'ge_sample')
+    resolved(c, 'ge_sample')
   assert str(e.value) == msg
   with pytest.raises(UserError) as e:  # config.solve's own restarts
     solver.SolverSpec(objective='ge', steps=1, restarts=1, n_init=0, output='mean')
-  assert str(e.value) == "config.solve.output='mean' averages over restarts; set config.solve.restarts >= 2."
+  assert str(e.value) == "SolverSpec(output='mean') averages over restarts; it needs restarts >= 2."
 
 
 def test_a_setting_ignored_where_it_was_changed_is_an_error(base):

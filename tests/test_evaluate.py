@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
+from ge_jax import methods
 
 
 def test_evaluate_writes_table_json_and_figures(tiny_workdir, tiny_config, tmp_path):
-  from ge_jax import evaluate
+  from ge_jax import evaluation as evaluate
   out = tmp_path / 'res'
   c = tiny_config
   c.eval.update(dict(record_every=5, sweep_task='denoise-0.3', sweep_lams=(0.0, 0.1), sweep_n=4,
@@ -52,17 +53,17 @@ def test_evaluate_writes_table_json_and_figures(tiny_workdir, tiny_config, tmp_p
 
 
 def test_per_method_settings(tiny_config):
-  from ge_jax import evaluate, experiment
+  from ge_jax import evaluation as evaluate
   from ge_jax.errors import UserError
   c = tiny_config
   c.solve.lam_gan = 0.5
-  assert experiment.method_setting(c.solve, 'lam', 'gan') == 0.5
-  assert experiment.method_setting(c.solve, 'lam', 'ge') == c.solve.lam_ge
+  assert methods.setting(c.solve, 'lam', 'gan') == 0.5
+  assert methods.setting(c.solve, 'lam', 'ge') == c.solve.lam_ge
   s = evaluate.settings(c)
   assert s['lam_gan'] == 0.5 and s['lam_ge'] == c.solve.lam_ge and s['lr_ge'] == c.solve.lr
   c.solve.lam_ge = None  # no global lam to fall back to: a clear error, not a silent default
   with pytest.raises(UserError, match='lam_ge'):
-    experiment.method_setting(c.solve, 'lam', 'ge')
+    methods.setting(c.solve, 'lam', 'ge')
 
 
 def test_task_config_sets_ops(tiny_config):
@@ -75,7 +76,7 @@ def test_task_config_sets_ops(tiny_config):
 
 def test_outdir_comes_from_the_eval_config():
   from configs import mnist, mnist_aug_eval
-  from ge_jax import evaluate
+  from ge_jax import evaluation as evaluate
   assert evaluate.default_outdir(mnist_aug_eval.get_config()) == 'results/mnist'
   assert evaluate.default_outdir(mnist.get_config()) == os.path.join('results', 'mnist')
   c = mnist_aug_eval.get_config()  # the budget results/mnist reports
@@ -91,7 +92,7 @@ def test_cli_bad_task_is_one_line(tiny_workdir, tmp_path):
 
 
 def test_eval_spec_checks_the_config(tiny_config):
-  from ge_jax import evaluate
+  from ge_jax import evaluation as evaluate
   from ge_jax.errors import UserError
   spec = evaluate.EvalSpec.from_config(tiny_config)
   assert spec.sweep_lams == (0.0, 1e-3, 1e-2, 0.1, 1.0) and spec.sweep_task == 'denoise-0.3'
@@ -141,15 +142,15 @@ def test_report_rerenders_results_md_with_new_variants(tmp_path):
   (out / 'results.json').write_text(json.dumps(_result({'denoise-0.3': dict(ae=_entry(20.0), ge=_entry(18.0))})))
   var = dict(_result({'denoise-0.3': dict(ge=_entry(17.5))}), split='val', note='a new variant')
   (out / 'variants' / 'val_new' / 'results.json').write_text(json.dumps(var))
-  proc = run_cli('-m', 'ge_jax.report', str(out))
+  proc = run_cli('-m', 'ge_jax.rerender', str(out))
   assert proc.returncode == 0, proc.stderr[-2000:]
   md = open(out / 'results.md').read()
   assert '| val_new | val, 4 | a new variant |' in md and '| denoise-0.3 |' in md
-  assert 'no results.json' in error_line(run_cli('-m', 'ge_jax.report', str(tmp_path / 'nothing')))
+  assert 'no results.json' in error_line(run_cli('-m', 'ge_jax.rerender', str(tmp_path / 'nothing')))
 
 
 def test_update_reruns_some_tasks_and_keeps_the_rest(tiny_workdir, tiny_config, tmp_path):
-  from ge_jax import evaluate
+  from ge_jax import evaluation as evaluate
   from ge_jax.errors import UserError
   out = str(tmp_path / 'res')
   c = tiny_config.copy_and_resolve_references()

@@ -1,64 +1,76 @@
-"""The method table (ge_jax.methods): the lists derived from it agree with each other and with their users."""
+"""The method objects (ge_jax.methods): what applies to which task, settings resolved once, rows returned."""
 
-import os
-import subprocess
-import sys
+import pytest
 
 from ge_jax import methods
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from ge_jax.errors import UserError
 
 # The order of every results table, grid and --methods default: user-visible, so pinned here.
 ORDER = ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix', 'ge_pix_one', 'csgm', 'ge_op', 'classical', 'g_random')
 
 
-def test_rows_and_methods_keep_the_tables_order():
+def test_rows_keep_the_tables_order_blind_first():
   assert methods.ROWS == ORDER
-  assert methods.METHODS == tuple(m for m in ORDER if m != 'ge_pix_one')
-  # report.py lists blind methods first, the operator-known ones next, the reference last
   assert methods.ROWS == methods.BLIND + methods.KNOWN + methods.REFERENCE
+  labels = [methods.LABELS[r] for r in methods.ROWS]
+  assert len(set(labels)) == len(labels) and len({methods.SHORT_LABELS[r] for r in ORDER}) == len(ORDER)
+  assert all(methods.DESCRIPTIONS[r] and '\n' not in methods.DESCRIPTIONS[r] for r in ORDER)
 
 
-def test_every_row_has_one_kind_and_its_labels():
-  assert all(m.kind in methods.KINDS for m in methods.TABLE)
-  assert set(methods.LABELS) == set(methods.SHORT_LABELS) == set(methods.ROWS)
-  assert len(set(methods.LABELS.values())) == len(methods.ROWS)  # columns that can be told apart
-  assert len(set(methods.SHORT_LABELS.values())) == len(methods.ROWS)
+def test_select_orders_and_refuses_unknown_names():
+  assert [m.name for m in methods.select(['g_random', 'ge', 'ae'])] == ['ae', 'ge', 'g_random']
+  with pytest.raises(UserError, match="unknown method.*'gee'"):
+    methods.select(['ge', 'gee'])
 
 
-def test_the_facts_are_consistent():
-  assert set(methods.PIXELS) <= set(methods.GE_FORMS) <= set(methods.BLIND)
-  assert not set(methods.REFERENCE) & (set(methods.BLIND) | set(methods.GE_FORMS) | set(methods.OBJECTIVE))
-  for m in methods.TABLE:
-    if m.row_of is not None:  # an extra row comes right after the method that returns it
-      assert m.row_of in methods.METHODS and m.objective is None and not m.sampled
-      assert methods.ROWS.index(m.name) == methods.ROWS.index(m.row_of) + 1
-  assert set(methods.SAMPLED) | set(methods.SOLVER_METHODS) == set(methods.OBJECTIVE)
-  assert not set(methods.SAMPLED) & set(methods.SOLVER_METHODS)
-  assert methods.SOLVER_METHODS == ('gan', 'ge', 'csgm', 'ge_op')  # the config's lr_<m> / lam_<m>
+@pytest.mark.parametrize('task, expected', [
+    (methods.Task('denoise'), set()),
+    (methods.Task('none'), {'csgm', 'ge_op', 'classical'}),                   # the operator is unknown
+    (methods.Task('compress', code_only=True), {'gan', 'ge_pix', 'csgm', 'ge_op', 'classical'}),
+])
+def test_which_methods_apply_to_a_task(task, expected):
+  skipped = {m.name for m in methods.TABLE if m.why_not(task)}
+  assert skipped == expected
+  assert all('operator is unknown' in methods.BY_NAME[m].why_not(task) for m in expected if task.name == 'none')
 
 
-def test_objectives_are_the_solvers():
-  from ge_jax import solver
-  assert set(methods.OBJECTIVE.values()) <= set(solver.OBJECTIVES)
-  # experiment.restore passes the operator to exactly the operator-known latent methods
-  assert {m for m in methods.OBJECTIVE if m in solver.FORWARD_OBJECTIVES} == set(methods.KNOWN) & set(methods.OBJECTIVE)
+def test_every_method_resolves_its_settings_from_the_base_config():
+  from configs import mnist
+  c = mnist.get_config()
+  for code_only in (False, True):
+    task = methods.Task('compress' if code_only else 'denoise', code_only=code_only, ops=c.ops)
+    for m in methods.TABLE:
+      s = m.settings(c, task, record_every=10)
+      if m.objective:  # a latent method: a spec of its objective, recording capped at its steps
+        assert s.spec.objective == m.objective and s.spec.record_every == min(10, s.spec.steps)
+        assert (s.spec.sampler == 'langevin') == m.sampled
+  ge = methods.BY_NAME['ge']
+  assert ge.settings(c, methods.Task('compress', code_only=True)).spec.steps == c.solve.compress.steps
+  assert ge.settings(c, methods.Task('denoise')).spec.steps == c.solve.steps
 
 
-def test_the_modules_use_the_table():
-  from ge_jax import api, config_check, evaluate, experiment, report
-  for module in (api, config_check, evaluate, experiment):
-    assert module.METHODS is methods.METHODS
-  assert experiment.ROWS is methods.ROWS and report.BLIND is methods.BLIND
-  assert set(report.LABELS) == {'corrupted', *methods.ROWS}
-  assert set(experiment.ROW_LABELS) == {'clean', 'corrupted', *methods.ROWS}
-  assert evaluate.EvalSpec().shift_methods == ('ae', 'gan', 'ge', 'ge_sample', 'ge_pix')
+def test_a_bad_setting_is_one_sentence_naming_the_key():
+  from configs import mnist
+  c = mnist.get_config()
+  c.solve.lam_csgm = -1.0
+  with pytest.raises(UserError, match=r'^config\.solve\.lam_csgm=-1 is not allowed'):
+    methods.BY_NAME['csgm'].settings(c, methods.Task('denoise'))
+  c = mnist.get_config()
+  c.solve.likelihood = 'poisson'
+  with pytest.raises(UserError, match='config.solve.likelihood'):
+    methods.BY_NAME['csgm'].settings(c, methods.Task('denoise'))
 
 
-def test_the_table_and_the_flag_modules_import_no_jax():
-  # config_check and the CLIs' flag definitions read the table before JAX loads
-  code = ('import sys, ge_jax.methods, ge_jax.config_check, ge_jax.evaluate; '
-          'assert "jax" not in sys.modules, "jax imported"')
-  proc = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True,
-                        timeout=120)
-  assert proc.returncode == 0, proc.stderr[-2000:]
+def test_the_recommendation_covers_every_operator_once():
+  from ge_jax import operators
+  for task in (*operators.TASKS,):
+    picks = [m.name for m in methods.TABLE if task in m.recommended_for]
+    assert len(picks) == 1, (task, picks)
+    assert methods.BY_NAME[picks[0]].kind == 'blind' and methods.recommended(task) == picks[0]
+
+
+def test_is_setting_names_the_methods_keys_only():
+  assert methods.is_setting('solve.lam_ge') and methods.is_setting('solve.ge_pix.pixel_var')
+  assert methods.is_setting('solve.steps') and methods.is_setting('solve.compress.lam')
+  assert not methods.is_setting('solve.batch_size') and not methods.is_setting('solve.seed')
+  assert not methods.is_setting('solve.n_images') and not methods.is_setting('solve.task')

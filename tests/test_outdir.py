@@ -43,7 +43,7 @@ def test_overwrite_replaces_the_whole_folder_and_keeps_variants(tmp_path):
 
 
 def test_overwrite_keeps_carried_files_and_drops_the_rest(tmp_path):
-  from ge_jax import evaluate
+  from ge_jax import evaluation as evaluate
   out = tmp_path / 'res'
   _old_results(out)
   (out / 'latent_pca.png').write_text('from latent_viz')

@@ -22,11 +22,6 @@ def test_frechet_distance_known_values():
   assert abs(perception.frechet_distance(b, 2 * b) - 3.0) < 0.05
 
 
-def test_classifier_keeps_the_one_frechet_distance():
-  from ge_jax import classifier
-  assert classifier.frechet_distance is perception.frechet_distance
-
-
 def test_fd_bootstrap_se_is_zero_for_identical_sets_and_shrinks_with_n():
   rng = np.random.default_rng(1)
   a = rng.normal(size=(400, 4))

@@ -243,9 +243,9 @@ def test_64px_configs_build_networks(mod):
   assert c.data.image_size == 64 and c.model.base_size * 16 == 64
   assert models.num_upsamplings(c.data.image_size, c.model.base_size) == 4
   assert models.Nets(c).code_dim == c.ae.code_dim
-  for m in ('ge', 'gan', 'csgm'):
-    from ge_jax.solver import SolverSpec  # pylint: disable=g-import-not-at-top
-    SolverSpec.from_config(c.solve, m)
+  from ge_jax import methods  # pylint: disable=g-import-not-at-top
+  for m in methods.TABLE:  # every method's settings resolve for these configs
+    m.settings(c, methods.Task('denoise', ops=c.ops))
 
 
 def test_score_entry_fields():

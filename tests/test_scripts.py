@@ -26,7 +26,7 @@ def test_data_vs_g_picture(tiny_workdir, tmp_path):
 
 def test_classifier_and_latent_viz_clis_fail_in_one_line(tmp_path):
   from conftest import error_line
-  for module in ('ge_jax.classifier', 'ge_jax.latent_viz'):
+  for module in ('ge_jax.classify', 'ge_jax.latent_pictures'):
     line = error_line(run_cli('-m', module, f'--workdir={tmp_path / "none"}'))
     assert 'train first' in line, (module, line)
     assert not os.path.exists(tmp_path / 'none'), module  # nothing trained or written before the check

@@ -71,6 +71,11 @@ def test_users_own_64px_folder_is_restored(trained64):
   t = trained64
   mine = t['root'] / 'mine'
   _write_folder(mine, 5, 64, t['channels'], seed=1)
+  n = 5
+  if t['channels'] == 1:  # a 16-bit micro-CT slice in a subfolder comes back 16-bit, at the same place
+    os.makedirs(mine / 'deep')
+    Image.fromarray((np.random.default_rng(4).random((64, 64)) * 65535).astype(np.uint16)).save(mine / 'deep' / 's.tif')
+    n = 6
   # Already-corrupted images (no task) on the RGB model only: loading the folder, the part that
   # differs between the two models, runs in both models' denoising runs.
   runs = ([('none', [])] if t['channels'] == 3 else []) + [('denoise', ['--task=denoise'])]
@@ -80,14 +85,25 @@ def test_users_own_64px_folder_is_restored(trained64):
                    f'--outdir={out}', '--methods=ae,gan,ge', '--noprogress', *args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     m = json.load(open(out / 'metrics.json'))
-    assert m['task'] == task and m['n_images'] == 5
+    assert m['task'] == task and m['n_images'] == n
     with np.load(out / 'reconstructions.npz') as f:
-      assert f['ge'].shape == (5, 64, 64, t['channels']) and np.isfinite(f['ge']).all()
+      assert f['ge'].shape == (n, 64, 64, t['channels']) and np.isfinite(f['ge']).all()
+      recon = {k: f[k] for k in ('ae', 'gan', 'ge')}
     assert os.path.getsize(out / 'grid.png') > 0
+    # each restoration as a file like its input: same relative path, size, channels and bit depth
+    files = sorted(os.path.relpath(os.path.join(r, f), mine) for r, _, fs in os.walk(mine) for f in fs)
+    for method, images in recon.items():
+      for rel, x in zip(files, images):
+        src, dst = Image.open(mine / rel), Image.open(out / method / rel)
+        assert (dst.size, dst.mode, dst.format) == (src.size, src.mode, src.format), (method, rel)
+        depth = 65535 if src.mode.startswith('I') else 255
+        want = np.round((np.clip(x.astype(np.float64), -1, 1) + 1) / 2 * depth)
+        np.testing.assert_array_equal(np.asarray(dst).reshape(want.shape), want)
   # With clean images (a task corrupts them here), the scores are there, rock errors for the rock config.
   ge = m['methods']['ge']
   assert np.isfinite(ge['psnr_mean'])
-  assert 'FD (random)' in proc.stdout and 'accuracy' not in proc.stdout  # no labels: no empty accuracy column
+  assert 'on random features' in proc.stdout and 'accuracy' not in proc.stdout  # no labels: no empty accuracy column
+  assert proc.stdout.index('\ninput ') < proc.stdout.index('\nAE only ')  # the input first, then the recommended
   assert ('porosity_error_mean' in ge) == (t['base'] == 'rock64')
 
 

@@ -345,14 +345,15 @@ def test_bad_spec_is_a_user_error(change):
     SolverSpec(**fields)
 
 
-def test_from_config():
-  cfg = mnist.get_config().solve
-  cfg.steps, cfg.restarts, cfg.n_init, cfg.prior = 37, 3, 5, 'sphere'
-  spec = SolverSpec.from_config(cfg, 'ge')
+def test_the_spec_of_a_config():
+  from ge_jax import methods
+  cfg = mnist.get_config()
+  cfg.solve.steps, cfg.solve.restarts, cfg.solve.n_init, cfg.solve.prior = 37, 3, 5, 'sphere'
+  spec = methods.BY_NAME['ge'].settings(cfg, methods.Task('denoise')).spec
   assert (spec.steps, spec.restarts, spec.n_init, spec.prior, spec.record_every) == (37, 3, 5, 'sphere', 0)
-  cfg.prior = 'gaussian'
+  cfg.solve.prior = 'gaussian'
   with pytest.raises(UserError, match='config.solve.prior'):
-    SolverSpec.from_config(cfg, 'ge')
+    methods.BY_NAME['ge'].settings(cfg, methods.Task('denoise'))
 
 
 def test_bad_call_is_a_user_error():
