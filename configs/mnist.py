@@ -91,33 +91,26 @@ def get_config() -> ml_collections.ConfigDict:
   c.solve.n_init = 16           # best-of-N random latents seeding each restart (original: 1000)
   c.solve.seed = 0
   # Weight of the prior on z, per method: GAN and CSGM objectives are means over pixels, GE's over
-  # code_dim values, so the same lam weighs the prior differently (each tuned on validation images).
-  # lam_ge: 0.01 by a perception-distortion criterion on validation (results/mnist/NOTE.md); 1.0 won
-  # on PSNR alone and returned grey, averaged digits (|z*| ~ 2 where N(0, I) draws |z| ~ 8).
+  # code_dim values, so one lam would weigh the prior differently. lam_ge chosen on validation by the
+  # perception-distortion criterion (results/mnist/NOTE.md, docs/FIDELITY.md section 3); lam_gan and
+  # lam_csgm by the lambda sweep (docs/EVALUATION.md, tuning section 1).
   c.solve.lam_ge = 0.01
   c.solve.lam_gan = 0.1
   c.solve.lam_csgm = 0.1
   c.solve.lam_ge_op = 0.01      # as GE's: the same code-space objective
   # CSGM's data term for tasks with Gaussian noise (denoise, *-noisy), whose noisy image is clipped to
-  # [-1, 1]: gaussian (the plain square) | censored (the likelihood of the clipped values, solver.censored_square).
+  # [-1, 1]: gaussian (the plain square) | censored (the likelihood of the clipped values,
+  # solver.censored_square); gaussian kept on validation (results/mnist_paper/variants/val_csgm_*).
   c.solve.likelihood = 'gaussian'
   # GE's posterior sample (method ge_sample): Langevin on ||E(G(z)) - E(y)||^2 / (2 lam) + ||z||^2 / 2,
-  # lam = the variance of a code value's error E(y) - E(x); lr is the Langevin step. At 200 steps lam
-  # acts as a temperature more than as the measured variance (0.1-2.6 per value, scripts/code_errors.py):
-  # the mean FD over the 10 image tasks is lowest at 0.03 among 0.01 / 0.03 / 0.1 (100 validation
-  # digits, realest of 4 chains, PSNR / FD: 13.20 / 138, 13.69 / 134, 14.11 / 154; lam 0.3 and 1 less
-  # realistic still on deblur and x4). Chosen by the criterion of results/mnist/NOTE.md (the lowest
-  # mean FD within 1 dB of the best mean PSNR; the gain here, 19, exceeds its standard error, 13):
-  # 0.03 (results/mnist_paper/variants/val_sample_lam*); so for the augmented AE (configs/mnist_aug.py).
+  # lam = the variance of a code value's error E(y) - E(x) (scripts/code_errors.py), lr the Langevin
+  # step. lam chosen on validation by the criterion of results/mnist/NOTE.md
+  # (results/mnist_paper/NOTE.md, variants/val_sample_lam*).
   c.solve.ge_sample = ml_collections.ConfigDict()
   c.solve.ge_sample.steps = 200
-  # 4 chains, returned: the one whose image the GAN's discriminator scores most real ('realest',
-  # best-of-4 discriminator rejection). Chosen on 100 validation digits by the criterion of
-  # results/mnist/NOTE.md over one chain, in each of the three settings (mean over the 10 image tasks,
-  # PSNR / FD): paper's AE 14.11 / 154 against 13.98 / 180, VAE 14.79 / 132 against 14.69 / 158,
-  # augmented AE 16.06 / 66 against 15.95 / 82 (results/mnist_paper/variants/val_*sample_realest4,
-  # results/mnist/variants/val_sample_realest4); costs 4 chains. Picking the chain with the lowest
-  # objective instead is the least realistic choice (docs/FIDELITY.md, section 6).
+  # Chains per image; 'realest' returns the one the GAN's discriminator scores most real (best-of-N
+  # discriminator rejection), chosen on validation over one chain (results/mnist_paper/NOTE.md,
+  # variants/val_*sample_realest4; why not the lowest objective: docs/FIDELITY.md, section 6).
   c.solve.ge_sample.restarts = 4
   c.solve.ge_sample.n_init = 1
   c.solve.ge_sample.lr = 0.01
@@ -129,33 +122,29 @@ def get_config() -> ml_collections.ConfigDict:
   c.solve.ge_sample.output = 'realest'
   # Langevin temperature T: the chain samples exp(-U / T); 1 is the posterior, T -> 0 its mode.
   c.solve.ge_sample.temperature = 1.0
-  # GE+pixels (method ge_pix, an extension): ge_sample's chain with the observed image as a second
-  # observation, ||E(G(z)) - E(y)||^2 + lam / pixel_var ||G(z) - y||^2 (lam: ge_pix.lam); pixel_var is the variance
-  # of a pixel's error on [-1, 1] (noise, or what blur / holes change). 0.03 (mu = 0.1 / 0.03 = 3.3)
-  # chosen from 0.01 / 0.03 / 0.1 / 0.3 / 1 on 100 validation digits by the criterion of
-  # results/mnist/NOTE.md (lowest mean FD within 1 dB of the best mean PSNR): FD 107.2 at 15.94 dB,
-  # against 108.7 at 16.28 (0.01) and 109.8 at 15.17 (0.1); results/mnist_paper/variants/val_ge_pix_*.
+  # GE+pixels (method ge_pix, an extension; docs/FIDELITY.md section 5): ge_sample's chain with the
+  # observed image as a second observation, ||E(G(z)) - E(y)||^2 + lam / pixel_var ||G(z) - y||^2;
+  # pixel_var is the variance of a pixel's error on [-1, 1] (noise, or what blur / holes change),
+  # chosen on validation by the criterion of results/mnist/NOTE.md (results/mnist_paper/NOTE.md,
+  # variants/val_ge_pix_var*).
   c.solve.ge_pix = ml_collections.ConfigDict()
-  # Its code variance, apart from ge_sample's (None: the same): 0.1, the lam it was tuned with below.
+  # Its code variance, apart from ge_sample's (None: the same): the lam its pixel_var was tuned with.
   c.solve.ge_pix.lam = config_dict.placeholder(float)
   c.solve.ge_pix.lam = 0.1
   c.solve.ge_pix.pixel_var = 0.03
-  # The chain's step on the pixel term, lr / (2 pixel_var), is capped here (lr lowered to match): at
-  # pixel_var 0.03 the uncapped 0.167 lost ~1 dB and doubled FD on speckle and x2 (docs/FIDELITY.md).
+  # Cap on the chain's step on the pixel term, lr / (2 pixel_var) (lr lowered to match): the uncapped
+  # step is unstable (docs/FIDELITY.md section 5; results/mnist_paper/variants/val_ge_pix_var0.03_uncapped).
   c.solve.ge_pix.max_pixel_step = 0.05
   c.solve.ge_pix.temperature = 1.0    # as ge_sample.temperature, for this chain
   # Chains per image and what is returned: 'best' (one posterior sample; restarts 1) | 'mean' (the mean
-  # of `restarts` samples: an estimate of the posterior mean). The mean of 4, chosen on validation
-  # by the same criterion (18.08 dB / FD 150 against one sample's 15.94 / 107: the only setting within
-  # 1 dB of the best PSNR; results/mnist_paper/variants/val_ge_pix_mean4), costs 4 chains.
+  # of `restarts` samples: an estimate of the posterior mean); the mean of 4 chosen on validation by the
+  # same criterion (results/mnist_paper/NOTE.md, variants/val_ge_pix_mean4).
   c.solve.ge_pix.restarts = 4
   c.solve.ge_pix.output = 'mean'
-  # Compression gives the code E(x) exactly, with no corruption for GE's MAP to overfit, so its MAP
-  # runs to convergence there instead of the image tasks' budget, whose short runs keep it realistic
-  # (docs/FIDELITY.md, section 2). Paper's AE, 100 validation digits, PSNR / FD: 60 x 1 at lam_ge 0.01
-  # 18.71 / 18.1; 1000 x 4 23.35 / 5.9; at lam 0.001 23.08 / 3.5 +- 0.7, chosen by the criterion with
-  # its noise clause (2000 x 4 at lam 0.001, 23.21 / 4.0, ties it on both axes at twice the cost);
-  # the AE's decoder 23.51 / 8.2. None: as the image tasks.
+  # GE's MAP on compression, which gives the code E(x) exactly (nothing for the MAP to overfit): run to
+  # convergence instead of the image tasks' budget (docs/FIDELITY.md, section 2); steps, restarts and
+  # lam chosen on validation (results/mnist_paper/NOTE.md, variants/val_compress_*). None: as the
+  # image tasks.
   c.solve.compress = ml_collections.ConfigDict()
   c.solve.compress.steps = 1000
   c.solve.compress.restarts = 4

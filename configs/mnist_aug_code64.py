@@ -1,6 +1,7 @@
 """MNIST, corruption-augmented AE (configs/mnist_aug.py) with a 64-d code instead of 32.
 
-A 64-d code matches z's 64 dimensions, so E(G(z)) = m pins z down far more than a 32-d code does.
+A 64-d code matches z's 64 dimensions, so E(G(z)) = m pins z down more than a 32-d code does
+(docs/EVALUATION.md, tuning section 5).
 Reuses the GAN of configs/mnist.py: copy its gan/ folder into the new workdir first.
 """
 

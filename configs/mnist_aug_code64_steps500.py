@@ -3,7 +3,7 @@
   python -m ge_jax.evaluate --config=configs/mnist_aug_code64_steps500.py   # -> results/mnist_steps500
 
 8x the steps of the main table (results/mnist), with the prior weights re-tuned for this budget on
-48 validation images (docs/EVALUATION.md). Same checkpoints as configs/mnist_aug_code64.py
+validation images (results/mnist_steps500/NOTE.md). Same checkpoints as configs/mnist_aug_code64.py
 (workdir runs/mnist_aug_code64).
 """
 
