@@ -9,7 +9,7 @@ import os
 
 import jax
 
-from ge_jax import checkpoint, parallel
+from ge_jax import checkpoint, pairing, parallel
 from ge_jax.errors import UserError
 from ge_jax.models import Nets
 from ge_jax.train_state import init_ae_state, init_gan_state
@@ -24,12 +24,14 @@ def load_trained(config, workdir: str, mesh=None) -> dict:
   'autoencoder': AE params} from a workdir's final checkpoints.
 
   The parameters come back replicated on `mesh` (default: every device); a checkpoint written on
-  another device count restores too. A missing or mismatched checkpoint is a UserError.
+  another device count restores too. A missing or mismatched checkpoint is a UserError, and so is
+  an AE recorded as trained on another G than the one loaded (`ge_jax.pairing`; workdirs made
+  before that record are not checked).
   """
   nets = Nets(config)
   mesh = mesh or parallel.make_mesh()
   key = jax.random.key(config.seed)
-  out = {}
+  out, steps = {}, {}
   for phase, init, picks in _PHASES:
     ckdir = os.path.join(workdir, phase, 'checkpoints')
     if not os.path.isdir(ckdir):
@@ -46,6 +48,8 @@ def load_trained(config, workdir: str, mesh=None) -> dict:
     if step < config[phase].steps:
       print(f'note: the {phase.upper()} checkpoint is at step {step} of {config[phase].steps} (training unfinished).')
     out.update({name: state[pick] for pick, name in picks})
+    steps[phase] = step
+  pairing.check(workdir, steps['gan'], out['generator'])
   return out
 
 

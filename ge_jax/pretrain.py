@@ -3,6 +3,9 @@
 Pure, jit-compiled train steps (`make_gan_step`, `make_ae_step`) and one host loop that drives
 either phase with checkpoints, a progress bar, a JSONL loss log and sample pictures. Everything
 random is a function of (seed, step), so a resumed run continues exactly as an uninterrupted one.
+A phase that diverges (`_divergence`: a NaN, Inf or absurdly large loss, or a NaN/Inf in the state)
+stops with one sentence before the diverged state is logged or saved, and the AE refuses a G other
+than the one it was trained on (`ge_jax.pairing`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from ge_jax import batching, checkpoint, data as data_lib, fileio, interrupts, metrics, parallel, viz
+from ge_jax import batching, checkpoint, data as data_lib, fileio, interrupts, metrics, pairing, parallel, viz
 from ge_jax.errors import Interrupted, UserError
 from ge_jax.load import load_trained  # noqa: F401  (kept for callers of pretrain.load_trained)
 from ge_jax.models import Nets
@@ -27,6 +30,10 @@ from ge_jax.train_state import ae_optimizer, gan_optimizers, init_ae_state, init
 
 Array = jax.Array
 PHASES = ('gan', 'ae')
+# Divergence (see `_divergence`): every number a train step logs (losses; D's mean probabilities) stays
+# far below this in a working run (a logistic loss of 1e4 means a logit of -1e4; the AE's MSE on
+# [-1, 1] images is at most 4), while an absurd learning rate sends them to 1e5..1e23 or NaN.
+LOSS_LIMIT = 1e4
 
 
 # --- pure train steps ----------------------------------------------------------------------------
@@ -291,6 +298,36 @@ def _safe_step(line: str):
     return None  # a line cut short by a crash
 
 
+@jax.jit
+def _all_finite(state) -> Array:
+  """True when every floating-point array of a train state (parameters, EMA, optimizer moments) is finite."""
+  leaves = [x for x in jax.tree.leaves(state) if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else jnp.array(True)
+
+
+def _divergence(state, logs: dict, done: int, *, name: str, phase_cfg, ckpts) -> str | None:
+  """The one-sentence error of a diverged phase, or None while training is healthy.
+
+  The rule, checked at every log step and before every checkpoint save (so it costs one small
+  reduction where the loop syncs anyway, and a diverged state is never saved): a logged number
+  (a loss) that is NaN, Inf or beyond LOSS_LIMIT in magnitude, or a NaN/Inf anywhere in the state.
+  """
+  bad = {k: v for k, v in logs.items() if not np.isfinite(v) or abs(v) > LOSS_LIMIT}
+  if bad:
+    what = ', '.join(f'{k} = {v:.3g}' for k, v in bad.items())
+    if any(np.isfinite(v) for v in bad.values()):
+      what += f' (beyond the bound {LOSS_LIMIT:.0e})'
+  elif not bool(_all_finite(state)):
+    what = 'its parameters or optimizer state hold NaN or Inf values'
+  else:
+    return None
+  kept = ckpts.latest_step()
+  again = (f'training then resumes from step {kept}, the newest checkpoint (saved before it), or use a new '
+           '--workdir to start afresh' if kept else 'no checkpoint of this phase was saved')
+  return (f'[{name}] training diverged at step {done}: {what}; lower config.{name}.lr '
+          f'({float(phase_cfg.lr):g} now) and run again ({again}).')
+
+
 def _run_phase(*, name: str, phase_cfg, config, workdir: str, state: dict, step_fn: Callable,
                batch_fn: Callable[[int], Any], on_picture: Callable[[dict, int], None], mesh,
                progress: bool) -> dict:
@@ -321,7 +358,8 @@ def _run_phase(*, name: str, phase_cfg, config, workdir: str, state: dict, step_
     else:
       start = 0
     log = JsonlLog(os.path.join(phase_dir, 'log.jsonl'), start)
-    t_last, step_last = time.time(), start
+    diverged = functools.partial(_divergence, name=name, phase_cfg=phase_cfg, ckpts=ckpts)
+    t_last, step_last, logs = time.time(), start, {}
     bar = tqdm(total=total, initial=start, desc=name, disable=not (progress and parallel.is_primary()),
                dynamic_ncols=True, mininterval=1.0)
     try:
@@ -330,17 +368,19 @@ def _run_phase(*, name: str, phase_cfg, config, workdir: str, state: dict, step_
           break
         state, logs = step_fn(state, batch_fn(step))
         done = step + 1
-        if done % phase_cfg.log_every == 0 or done == total:
+        is_log, is_ckpt = done % phase_cfg.log_every == 0 or done == total, done % phase_cfg.ckpt_every == 0
+        if is_log or is_ckpt:  # checked before anything is logged or saved: no diverged state is kept
           logs = {k: float(v) for k, v in jax.device_get(logs).items()}
+          problem = diverged(state, logs, done)
+          if problem:
+            raise UserError(problem)
+        if is_log:
           now = time.time()
           rate = (done - step_last) / max(now - t_last, 1e-9)
           t_last, step_last = now, done
-          if not all(np.isfinite(v) for v in logs.values()):
-            raise UserError(f'[{name}] training diverged at step {done} (losses {logs}); '
-                            f'lower config.{name}.lr and rerun with a fresh --workdir.')
           log.write(dict(step=done, steps_per_s=round(rate, 3), **logs))
           bar.set_postfix({k: f'{v:.3g}' for k, v in logs.items()} | {'it/s': f'{rate:.1f}'}, refresh=False)
-        if done % phase_cfg.ckpt_every == 0 or done == total:
+        if is_ckpt or done == total:
           ckpts.save(done, state, config)
         if done % phase_cfg.sample_every == 0 or done == total:
           on_picture(state, done)
@@ -350,6 +390,9 @@ def _run_phase(*, name: str, phase_cfg, config, workdir: str, state: dict, step_
     if interrupts.requested():
       done = int(state['step'])
       if done > (ckpts.latest_step() or 0):
+        problem = diverged(state, {k: float(v) for k, v in jax.device_get(logs).items()}, done)
+        if problem:
+          raise UserError(problem)
         ckpts.save(done, state, config)
       ckpts.wait()
       raise Interrupted(f'[{name}] step {done} of {total} is saved in {ckpts.directory}; '
@@ -362,7 +405,12 @@ def _sample_z(config, n: int = 64) -> np.ndarray:
 
 
 def train_gan(config, workdir: str, dataset: data_lib.Dataset, *, mesh=None, progress: bool = True) -> dict:
-  """Trains (or resumes, or skips when done) the GAN phase. Returns its final state."""
+  """Trains (or resumes, or skips when done) the GAN phase. Returns its final state.
+
+  Refused before any work when it would train G further in a workdir that holds a trained AE
+  (`pairing.check_before_gan`): that AE would no longer belong to the new G.
+  """
+  pairing.check_before_gan(workdir, int(config.gan.steps))
   nets = Nets(config)
   mesh = mesh or parallel.make_mesh()
   _check_batch(config.gan.batch_size, mesh, 'config.gan.batch_size')
@@ -386,9 +434,15 @@ def train_gan(config, workdir: str, dataset: data_lib.Dataset, *, mesh=None, pro
                     on_picture=on_picture, mesh=mesh, progress=progress)
 
 
-def train_ae(config, workdir: str, dataset: data_lib.Dataset, g_params, *, mesh=None,
-             progress: bool = True) -> dict:
-  """Trains (or resumes, or skips when done) the AE on real images + samples of G."""
+def train_ae(config, workdir: str, dataset: data_lib.Dataset, g_params, *, gan_step: int | None = None,
+             mesh=None, progress: bool = True) -> dict:
+  """Trains (or resumes, or skips when done) the AE on real images + samples of G (`g_params`, G's EMA
+  at GAN step `gan_step`).
+
+  A fresh AE records that G in `<workdir>/ae/generator.json`; an AE already (partly) trained on
+  another G is refused before any work (`pairing.check_or_record`).
+  """
+  pairing.check_or_record(workdir, gan_step, g_params)
   nets = Nets(config)
   mesh = mesh or parallel.make_mesh()
   n_real = config.ae.batch_size - generated_count(config.ae)
@@ -450,13 +504,14 @@ def _check_batch(batch: int, mesh, what: str) -> None:
 def train_and_evaluate(config, workdir: str, *, progress: bool = True, mesh=None) -> dict:
   """Both phases (GAN, then AE), resumable; writes `<workdir>/summary.json` and returns it."""
   t0 = time.time()
+  pairing.check_before_gan(workdir, int(config.gan.steps))  # before any work (train_gan checks it too)
   dataset = data_lib.load(config.data)
   print(f'data: {dataset.source} (train {len(dataset.train)}, val {len(dataset.val)}, '
         f'test {len(dataset.test)}) - {dataset.reason}')
   os.makedirs(workdir, exist_ok=True)
   gan = train_gan(config, workdir, dataset, mesh=mesh, progress=progress)
   t_gan = time.time() - t0
-  ae = train_ae(config, workdir, dataset, gan['g_ema'], mesh=mesh, progress=progress)
+  ae = train_ae(config, workdir, dataset, gan['g_ema'], gan_step=int(gan['step']), mesh=mesh, progress=progress)
   # Validation is the split to compare AE settings on; test is the number to report.
   ev_val = evaluate_ae(config, ae['ae'], dataset.val) if len(dataset.val) else None
   ev = evaluate_ae(config, ae['ae'], dataset.test)

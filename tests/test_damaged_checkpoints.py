@@ -134,9 +134,11 @@ def test_no_intact_step_is_one_sentence_and_deletes_nothing(gan_ckpts, tiny_conf
 
 
 def test_solve_uses_the_intact_step(tiny_workdir, tiny_config, tmp_path, capsys):
+  # The AE's newest step damaged: its step 20 (trained on the same G) is used. (A damaged newest G
+  # would pair an older G with the AE of the newer one: refused, tests/test_train_guards.py.)
   w = str(tmp_path / 'w')
   shutil.copytree(tiny_workdir, w)
-  _damage(f'{w}/gan/checkpoints/40/state/_METADATA', 'empty')
+  _damage(f'{w}/ae/checkpoints/40/state/_METADATA', 'empty')
   before = _files(w)
   params = pretrain.load_trained(tiny_config, w)
   assert set(params) == {'generator', 'discriminator', 'autoencoder'}
