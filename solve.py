@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 from absl import flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from ge_jax import api, cli, data, data_files, experiment, methods, operators, parallel, perception  # noqa: E402
+from ge_jax import api, cli, data, data_files, experiment, methods, operators, parallel, perception, user_input  # noqa: E402
 from ge_jax.errors import UserError  # noqa: E402
 from ge_jax.methods import METHODS  # noqa: E402
 
@@ -42,52 +42,6 @@ _PROGRESS = flags.DEFINE_bool('progress', True, 'Show progress bars.')
 _MULTIHOST = flags.DEFINE_bool('multihost', None, 'Join a multi-host run (jax.distributed.initialize); run the '
                                'same command on every host. Default: on when JAX_COORDINATOR_ADDRESS or '
                                'GE_JAX_MULTIHOST=1 is set. See docs/SCALE_OUT.md.')
-
-
-def _load_input(path, config, workdir: str = ''):
-  """(clean or None, corrupted or None) from a user's .npz or image folder."""
-  d = config.data
-  kw = dict(image_size=d.image_size, channels=d.channels)
-  if os.path.isdir(path):
-    # Never resized: resampling a corrupted image changes the corruption to be undone.
-    expect = (f'the model in {workdir or "the workdir"} (config {config.name}) takes {d.image_size}x{d.image_size} '
-              f'{data.channel_kind(d.channels)} images; crop or convert them to that first (solve.py does not '
-              'resample its input)')
-    return data.load_folder(path, resize=False, expect=expect, **kw), None
-  if os.path.exists(path) and not os.path.isfile(path):
-    raise UserError(f'--input {path!r} is neither a file nor a folder; give an .npz file or an image folder.')
-  if not os.path.isfile(path):
-    raise UserError(f'--input {path!r} does not exist; give an .npz file or an image folder.')
-  if os.path.splitext(path)[1].lower() in ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff'):
-    raise UserError(f'--input {path!r} is one image file; put it (and any others) in a folder and pass the folder.')
-  try:
-    with np.load(path) as f:
-      arrays = {k: f[k] for k in f.files}
-  except Exception as e:  # noqa: BLE001 - any unreadable file is the user's to fix
-    raise UserError(f'--input {path!r} is not a readable .npz file ({type(e).__name__}).') from None
-  if 'corrupted' not in arrays and 'clean' not in arrays:
-    raise UserError(f"--input {path!r} has arrays {sorted(arrays)}; it needs 'corrupted' (and optionally 'clean').")
-  conv = lambda k: (data.to_model_range(arrays[k], value_range=d.value_range, what=f"--input '{k}' array", **kw)
-                    if k in arrays else None)
-  clean, corrupted = conv('clean'), conv('corrupted')
-  for k in ('clean', 'corrupted'):  # after the shape and range checks, which say more
-    if k in arrays:
-      _check_plausible(arrays[k], f"--input {path!r} array '{k}'")
-  if clean is not None and corrupted is not None and clean.shape != corrupted.shape:
-    raise UserError(f"--input 'clean' {clean.shape} and 'corrupted' {corrupted.shape} differ in shape.")
-  return clean, corrupted
-
-
-def _check_plausible(a, what: str) -> None:
-  """Inputs that convert fine but are almost surely a mistake (the result would be meaningless)."""
-  a = np.asarray(a)
-  if a.dtype == np.uint8 and a.size and a.max() <= 1:
-    raise UserError(f'{what} is uint8 holding only 0 and 1, which reads as almost black on the 0..255 scale; '
-                    'multiply it by 255, or save it as float in [0, 1].')
-  if np.issubdtype(a.dtype, np.number) and a.size and a.ndim >= 3:
-    flat = a.reshape(len(a), -1)
-    if np.all(flat.max(axis=1) == flat.min(axis=1)):
-      raise UserError(f'{what}: every image is one constant value ({flat.flat[0]!r}); there is nothing to restore.')
 
 
 def _realism(model, workdir: str, ds, labels, clean) -> tuple[list, object]:
@@ -126,7 +80,6 @@ def main(argv):
   task = _TASK.value or ('none' if _INPUT.value is not None else config.solve.task)
   if task not in operators.TASKS:
     raise UserError(f'unknown --task {task!r}; choose one of {", ".join(operators.TASKS)}.')
-  operators.make(task, config.ops, (config.data.image_size,) * 2 + (config.data.channels,))  # validate early
   if task == 'none' and _INPUT.value is None:
     raise UserError('--task=none restores images that are already corrupted: give them with --input '
                     '(an .npz or an image folder), or pick a task to corrupt the test images.')
@@ -139,6 +92,22 @@ def main(argv):
     raise UserError('--index picks the one image solved without --batch; with --batch it has no effect (leave it out).')
   if _INPUT.value is not None and _N.value is not None:
     raise UserError('--n picks test images; with --input every image of the input is solved (leave --n out).')
+  if not _BATCH.value and _N.value is not None:
+    raise UserError('--n sets how many test images --batch restores; without --batch one image (--index) is '
+                    'solved, so it has no effect (add --batch, or leave --n out).')
+  shape = (config.data.image_size,) * 2 + (config.data.channels,)
+  used = operators.keys_read(task, config.ops, shape)
+  idle = sorted(k for k in config.ops if f'config.ops.{k}' in flags.FLAGS and flags.FLAGS[f'config.ops.{k}'].present
+                and k not in used)
+  if idle:
+    raise UserError(f'--config.ops.{idle[0]} has no effect on --task={task}, which reads '
+                    f'{", ".join(f"config.ops.{k}" for k in sorted(used)) or "no operator setting"}; leave it out.')
+  facts = methods.Task.of(task, operators.make(task, config.ops, shape), config.ops)
+  if flags.FLAGS['methods'].present:  # named by the user: each must be able to run on this task
+    blocked = {m.name: why for m in methods.select(chosen) if (why := m.why_not(facts))}
+    if blocked:
+      raise UserError(f'--methods: cannot run on --task={task}: '
+                      + '; '.join(f'{k} ({v})' for k, v in blocked.items()) + '; leave them out.')
   outdir = _OUTDIR.value or os.path.join(workdir, 'solve', task if _BATCH.value else f'{task}_single')
   cli.check_outdir(outdir, _OVERWRITE.value, 'metrics.json')  # before the work, not after
   mesh = parallel.make_mesh()
@@ -146,16 +115,7 @@ def main(argv):
 
   indices, ds, labels = None, None, None
   if _INPUT.value is not None:
-    clean, corrupted = _load_input(_INPUT.value, config, workdir)
-    if os.path.isdir(_INPUT.value) and task == 'none':
-      clean, corrupted = None, clean  # a folder of already-corrupted images: restore them as they are
-    if task != 'none' and clean is None:
-      clean, corrupted = corrupted, None  # an .npz without 'clean': corrupt these images
-    if task == 'none' and corrupted is None:
-      raise UserError("--task=none takes the input as already corrupted, but the .npz has only a 'clean' array; "
-                      "name it 'corrupted', or pick a --task to corrupt it.")
-    if task != 'none':
-      corrupted = None
+    clean, corrupted = user_input.load(_INPUT.value, config, task, workdir)
   else:
     ds = data.load(config.data)
     n = _N.value if _N.value is not None else config.solve.n_images
@@ -177,7 +137,7 @@ def main(argv):
   place = parallel.solver_place(mesh) if _BATCH.value else None
   primary = parallel.is_primary()
   out = api.restore(model, clean, task=task, corrupted=corrupted, indices=indices, methods=chosen,
-                    progress=_PROGRESS.value and primary, place=place)
+                    progress=_PROGRESS.value and primary, place=place, strict=flags.FLAGS['methods'].present)
   if not primary:  # every process solved its share; process 0 writes the results
     return
   scores = api.score(out, *_realism(model, workdir, ds, labels, clean), domain_metrics=api.domain_metrics(model))

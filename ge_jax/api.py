@@ -17,11 +17,13 @@ solve.py, `python -m ge_jax.evaluate` and the notebook run through these three c
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import os
 from typing import Any, Mapping
 
 import numpy as np
 
-from ge_jax import experiment, load as load_lib, operators, perception, tasks
+from ge_jax import data_convert, experiment, load as load_lib, operators, perception, tasks
 from ge_jax.errors import UserError
 from ge_jax.methods import METHODS, describe
 
@@ -53,6 +55,40 @@ def load(workdir: str, config=None, *, mesh=None) -> Model:
   return Model(config=config, params=load_lib.load_trained(config, workdir, mesh=mesh), workdir=workdir)
 
 
+def _check_ops(config, op: str, ops: Mapping[str, Any], image_shape) -> None:
+  """`ops` overrides: keys of config.ops that this task's operator reads, nothing else."""
+  unknown = sorted(k for k in ops if k not in config.ops)
+  if unknown:
+    close = difflib.get_close_matches(unknown[0], list(config.ops.keys()), n=1)
+    raise UserError(f'ops={{{unknown[0]!r}: ...}} is not an operator setting (config.ops)'
+                    + (f'; did you mean {close[0]!r}?' if close else '; see configs/mnist.py.'))
+  used = operators.keys_read(op, config.ops, image_shape)
+  idle = sorted(k for k in ops if k not in used)
+  if idle:
+    raise UserError(f'ops={{{idle[0]!r}: ...}} has no effect on task {op!r}, which reads '
+                    f'{", ".join(sorted(used)) or "no operator setting"}; leave it out.')
+
+
+def _images(a, name: str, shape) -> np.ndarray | None:
+  """`a` as float32 (N, H, W, C) in [-1, 1]; one sentence for anything else (never a guess)."""
+  if a is None:
+    return None
+  a = np.asarray(a)
+  if a.ndim != 4 or a.shape[1:] != shape:
+    raise UserError(f'{name} images have shape {a.shape}; this model takes (N, {", ".join(map(str, shape))}) '
+                    'arrays in [-1, 1].')
+  if not len(a):
+    raise UserError(f'{name} holds no images (shape {a.shape}); give at least one.')
+  if not np.issubdtype(a.dtype, np.floating):
+    raise UserError(f'{name} images are {a.dtype}, not float in [-1, 1]; convert them first with '
+                    "ge_jax.data.to_model_range(x) (uint8 0..255) or to_model_range(x, value_range='unit') ([0, 1]).")
+  lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
+  if lo < -1 - data_convert.RANGE_TOL or hi > 1 + data_convert.RANGE_TOL:
+    raise UserError(f'{name} images hold values in [{lo:g}, {hi:g}]; this model takes [-1, 1]: convert them with '
+                    "ge_jax.data.to_model_range(x) (0..255) or to_model_range(x, value_range='unit') ([0, 1]).")
+  return a.astype(np.float32)
+
+
 def _task_config(config, task: str, ops: Mapping[str, Any] | None):
   """(config with config.ops for this task, operator name)."""
   if task in tasks.EVAL_TASKS:
@@ -65,6 +101,7 @@ def _task_config(config, task: str, ops: Mapping[str, Any] | None):
     raise UserError(f'unknown task {task!r}; choose an operator ({", ".join(operators.TASKS)}) '
                     f'or an evaluation task ({", ".join(tasks.EVAL_TASKS)}).')
   if ops:
+    _check_ops(config, op, ops, (int(config.data.image_size),) * 2 + (int(config.data.channels),))
     with config.unlocked():
       for k, v in ops.items():
         config.ops[k] = v
@@ -72,9 +109,9 @@ def _task_config(config, task: str, ops: Mapping[str, Any] | None):
 
 
 def restore(model: Model, clean: np.ndarray | None = None, *, task: str = 'denoise',
-            corrupted: np.ndarray | None = None, methods=METHODS, ops: Mapping[str, Any] | None = None,
+            corrupted: np.ndarray | None = None, methods=None, ops: Mapping[str, Any] | None = None,
             indices: np.ndarray | None = None, progress: bool = False, record_every: int = 0,
-            place=None) -> Outcome:
+            place=None, strict: bool | None = None) -> Outcome:
   """Corrupts `clean` with `task` (or takes `corrupted` as the observation, task 'none') and restores it.
 
   Args:
@@ -82,26 +119,28 @@ def restore(model: Model, clean: np.ndarray | None = None, *, task: str = 'denoi
     clean: (N, H, W, C) clean images in [-1, 1]; needed for every task but 'none' (optional there,
       to score the result).
     task: an operator or evaluation task name (see the module docstring).
-    corrupted: the observation for task 'none'.
-    methods: any of METHODS (ge_jax.methods), run in the table's order; the rows they return:
+    corrupted: the observation for task 'none' (with another task, the clean images are corrupted
+      here: giving both is an error).
+    methods: None (every method; those that cannot apply to the task are skipped with a note in
+      Outcome.notes), or any of METHODS (ge_jax.methods), run in the table's order; the rows they return:
       METHOD_LINES
     ops: overrides of config.ops for this call (e.g. {'denoise_sigma': 0.5}).
     indices: global image indices: image i's corruption and random starts depend on (seed, i) only.
     record_every: keep z every k solver steps (convergence curves), 0 = off.
     place: a sharding hook for the solver (`ge_jax.parallel.solver_place(mesh)`).
+    strict: whether a method that cannot apply is an error; default: when `methods` is given.
   Returns:
     an `Outcome`: .recon[method], .corrupted, .objective, .diverged, timings.
   """
   config, op = _task_config(model.config, task, ops)
-  as_array = lambda a: None if a is None else np.asarray(a, np.float32)
-  clean, corrupted = as_array(clean), as_array(corrupted)
-  for name, x in (('clean', clean), ('corrupted', corrupted)):
-    if x is not None and (x.ndim != 4 or x.shape[1:] != model.image_shape):
-      raise UserError(f'{name} images have shape {x.shape}; this model takes (N, {", ".join(map(str, model.image_shape))}) '
-                      'arrays in [-1, 1].')
+  clean, corrupted = _images(clean, 'clean', model.image_shape), _images(corrupted, 'corrupted', model.image_shape)
+  if op != 'none' and corrupted is not None:
+    raise UserError(f"corrupted= is an observation, restored as it is with task='none'; with task={task!r} the "
+                    'clean images are corrupted here: give one or the other.')
+  strict = methods is not None if strict is None else strict
   return experiment.restore(config, model.params, task=op, clean=clean, corrupted=corrupted,
-                            indices=indices, methods=tuple(methods), progress=progress,
-                            record_every=record_every, place=place)
+                            indices=indices, methods=tuple(METHODS if methods is None else methods),
+                            progress=progress, record_every=record_every, place=place, strict=strict)
 
 
 restore.__doc__ = restore.__doc__.replace('METHOD_LINES', describe().replace('\n', '\n      '))
@@ -130,6 +169,8 @@ def score(out: Outcome, extractors=(), labels=None, domain_metrics=None) -> dict
 
 def save(out: Outcome, outdir: str, scores: dict | None = None) -> dict[str, str]:
   """Writes reconstructions.npz, grid.png and metrics.json into `outdir`; returns their paths."""
+  if os.path.exists(outdir) and not os.path.isdir(outdir):
+    raise UserError(f'{outdir} is a file, not a folder; give api.save a folder to write the results into.')
   return experiment.save(out, outdir, score(out) if scores is None else scores)
 
 

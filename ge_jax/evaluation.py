@@ -121,7 +121,7 @@ def run_task(model, name: str, clean: np.ndarray, indices: np.ndarray, methods, 
   """Restores the images for one evaluation task; returns its scores (+ convergence curves)."""
   params = model.params
   rec = record_every if 0 < record_every <= model.config.solve.steps else 0
-  out = api.restore(model, clean, task=name, indices=indices, methods=methods, progress=progress,
+  out = api.restore(model, clean, task=name, indices=indices, methods=methods, strict=False, progress=progress,
                     record_every=rec)
   scores = api.score(out, extractors, labels, domain_metrics)
   scores['task'] = name
@@ -175,7 +175,8 @@ def shift_suite(model, clean: np.ndarray, labels, task_names, methods, extractor
   for shift_name, shifted in shift.shifted_sets(clean).items():
     for name in task_names:
       ts = time.time()
-      res = api.restore(model, shifted, task=name, indices=indices, methods=methods, progress=progress)
+      res = api.restore(model, shifted, task=name, indices=indices, methods=methods, strict=False,
+                        progress=progress)
       s = report.without_per_image(api.score(res, extractors, labels))
       s.update(task=name, shift=shift_name)
       out.append(s)

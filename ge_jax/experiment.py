@@ -70,7 +70,7 @@ def _check_images(x: np.ndarray, name: str) -> None:
 
 def restore(config, params, *, task: str, clean: np.ndarray | None = None, corrupted: np.ndarray | None = None,
             indices: np.ndarray | None = None, methods=METHODS, progress: bool = True,
-            record_every: int = 0, place=None, plan=None) -> Outcome:
+            record_every: int = 0, place=None, plan=None, strict: bool = False) -> Outcome:
   """Corrupts `clean` with `task` (or takes `corrupted` as given, task 'none') and restores it.
 
   Args:
@@ -82,6 +82,8 @@ def restore(config, params, *, task: str, clean: np.ndarray | None = None, corru
     corrupted: the observation for task 'none'.
     indices: global image indices (seed the corruption and the solver's random starts).
     methods: subset of METHODS.
+    strict: a method that cannot apply to the task is an error (UserError, before any work), not a
+      note: for methods the user named; False skips them with a note (every method, many tasks).
     record_every: keep z every k solver steps (for convergence curves), 0 = off.
     place: sharding hook passed to the solver (see parallel.py).
     plan: the solver's ExecutionPlan (default: solver.ExecutionPlan.auto()).
@@ -102,6 +104,9 @@ def restore(config, params, *, task: str, clean: np.ndarray | None = None, corru
       _check_images(x, name)
   facts = method_table.Task.of(task, op, config.ops)
   notes = {m.name: why for m in chosen if (why := m.why_not(facts)) is not None}
+  if strict and notes:
+    raise UserError(f'cannot run on task {task!r}: ' + '; '.join(f'{k} ({v})' for k, v in notes.items())
+                    + '; leave them out of the methods asked for.')
   chosen = [m for m in chosen if m.name not in notes]
   settings = {m.name: m.settings(config, facts, record_every) for m in chosen}  # all checked before any work
 

@@ -413,6 +413,35 @@ _BUILDERS = {
 assert set(_BUILDERS) == set(TASKS)
 
 
+class _Reads(Mapping):
+  """config.ops as a mapping that remembers which keys were read."""
+
+  def __init__(self, ops_cfg):
+    self._cfg, self.read = ops_cfg, set()
+
+  def __getitem__(self, key):
+    self.read.add(key)
+    return self._cfg[key]
+
+  def get(self, key, default=None):
+    self.read.add(key)
+    return self._cfg.get(key, default) if hasattr(self._cfg, 'get') else getattr(self._cfg, key, default)
+
+  def __iter__(self):
+    return iter(self._cfg.keys() if hasattr(self._cfg, 'keys') else ())
+
+  def __len__(self):
+    return len(list(iter(self)))
+
+
+def keys_read(task: str, ops_cfg: Any, image_shape: tuple[int, int, int]) -> frozenset[str]:
+  """The config.ops keys the operator of `task` reads (its parameters), plus 'seed' for a task
+  that corrupts (task 'none' reads none): what a setting must be among to have an effect."""
+  reads = _Reads(ops_cfg)
+  make(task, reads, image_shape)
+  return frozenset(reads.read | ({'seed'} if task != 'none' else set()))
+
+
 def make(task: str, ops_cfg: Any, image_shape: tuple[int, int, int]) -> Operator:
   """Builds the operator of `task` from config.ops, for images of shape (H, W, C).
 

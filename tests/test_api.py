@@ -110,7 +110,7 @@ def test_ge_pix_is_the_sample_with_the_observed_pixels(model, tiny_config):
     stiff.solve.ge_pix = bad
     with pytest.raises(UserError, match=match):
       resolved(stiff, 'ge_pix')
-  code_only = api.restore(model, clean, task='compress', methods=('ge_pix',))
+  code_only = api.restore(model, clean, task='compress', methods=('ge_pix',), strict=False)
   assert 'ge_pix' not in code_only.recon and 'no image is observed' in code_only.notes['ge_pix']
   old = model.config.copy_and_resolve_references()  # a config saved before ge_pix existed
   del old.solve['ge_pix']
@@ -136,3 +136,33 @@ def test_bad_input_is_one_sentence(model):
     api.restore(model, np.zeros((2, 32, 32, 1), np.float32), task='denoise')
   with pytest.raises(UserError, match='no AE checkpoints'):
     api.load(os.path.join(os.path.dirname(__file__), 'nowhere'))
+
+
+@pytest.mark.parametrize('images, match', [
+    (np.zeros((2, 28, 28, 1), np.uint8), 'uint8'),                      # 0..255 integers
+    (np.full((2, 28, 28, 1), 200.0, np.float32), r'\[200, 200\]'),     # floats on 0..255
+    (np.zeros((0, 28, 28, 1), np.float32), 'no images'),                # an empty batch
+])
+def test_images_in_another_range_or_none_are_refused(model, images, match):
+  from ge_jax import api
+  with pytest.raises(UserError, match=match):
+    api.restore(model, images, task='denoise', methods=('ae',))
+
+
+def test_what_cannot_take_effect_is_refused(model, tmp_path):
+  from ge_jax import api
+  x = np.zeros((2, 28, 28, 1), np.float32)
+  with pytest.raises(UserError, match="did you mean 'denoise_sigma'"):
+    api.restore(model, x, task='denoise', ops={'denoise_sigm': 0.5}, methods=('ae',))
+  with pytest.raises(UserError, match="no effect on task 'denoise'"):
+    api.restore(model, x, task='denoise', ops={'blur_sigma': 2.0}, methods=('ae',))
+  with pytest.raises(UserError, match='give one or the other'):  # a given observation is never dropped
+    api.restore(model, x, corrupted=x, task='deblur', methods=('ae',))
+  with pytest.raises(UserError, match='cannot run on task'):       # named, so it must apply
+    api.restore(model, x, task='compress', methods=('gan', 'ge'))
+  out = api.restore(model, x, task='compress')                     # all methods: the others skipped with a note
+  assert 'gan' not in out.recon and 'gan' in out.notes
+  (tmp_path / 'afile').write_text('mine')
+  with pytest.raises(UserError, match='is a file'):
+    api.save(out, str(tmp_path / 'afile'))
+  assert (tmp_path / 'afile').read_text() == 'mine'

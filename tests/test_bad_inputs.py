@@ -127,10 +127,21 @@ SOLVE = [
     ('--config.solve.lam_ge=-1', 'lam_ge'),
     ('--config.solve.n_init=-1', 'n_init'),
     ('--config.solve.solver=adam', 'solver'),
+    ('--input={S}/ok.npz --task=denoise', "'corrupted' array"),          # the observation is not re-corrupted
+    ('--input={S}/both.npz --task=deblur', "'corrupted' array"),         # nor dropped for 'clean' corrupted anew
+    ('--task=denoise --config.ops.blur_sigma=2', 'no effect'),           # another task's operator setting
+    ('--input={S}/ok.npz --config.ops.denoise_sigma=0.5', 'no effect'),  # --task=none corrupts nothing
+    ('--task=compress --methods=gan,ge', 'cannot run'),                  # named, but cannot apply
+    ('--input={S}/ok.npz --methods=ge,csgm', 'cannot run'),              # the operator is unknown
+    ('--input={S}/mask01', '0/1 mask'),                                  # a folder as refused as the npz
+    ('--input={S}/blank', 'constant'),
+    ('--config.data.source=builtin --config.data.tfds_data_dir={S}/tfds', 'no effect'),
+    ('--config.data.crop=random', 'no effect'),
 ]
 SINGLE = [  # solve.py without --batch
     ('--index=100000', 'outside'),
     ('--index=-1', 'outside'),
+    ('--n=5', '--n'),  # --n without --batch
 ]
 EVALUATE = [
     ('--tasks=nope', 'unknown evaluation task'),
@@ -194,6 +205,12 @@ def _make_sandbox(root, tiny_workdir):
   np.savez(f'{s}/const.npz', corrupted=np.full((3, 28, 28), 0.5, np.float32))
   np.savez(f'{s}/onlyclean.npz', clean=ok)
   np.savez(f'{s}/foo.npz', foo=ok)
+  np.savez(f'{s}/both.npz', clean=ok, corrupted=ok)
+  for name, image in (('mask01', lambda i: (rng.uniform(0, 1, (28, 28)) > 0.5).astype(np.uint8)),
+                      ('blank', lambda i: np.full((28, 28), 255, np.uint8))):
+    os.makedirs(f'{s}/{name}')
+    for i in range(3):
+      Image.fromarray(image(i)).save(f'{s}/{name}/{i}.png')
   os.makedirs(f'{s}/done')
   open(f'{s}/done/metrics.json', 'w').write('{}')
   os.makedirs(f'{s}/evaldone')
