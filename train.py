@@ -12,7 +12,7 @@ interrupts.install()  # before the heavy imports: a Ctrl-C while they load ends 
 from absl import flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from ge_jax import cli  # noqa: E402
+from ge_jax import cli, parallel, pretrain  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/mnist.py', 'Config file (ml_collections).')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Where checkpoints, logs and pictures go (default runs/<config.name>).')
@@ -27,7 +27,6 @@ def main(argv):
   config = _CONFIG.value
   # Training keeps one CPU device: split in two, the GAN step got slower (parallel.split_cpu).
   workdir = cli.start(argv, config, _WORKDIR.value, _MULTIHOST.value, cpu_devices=1)
-  from ge_jax import parallel, pretrain
   mesh = parallel.make_mesh()
   print(f'devices: {parallel.describe()}; global batch sizes: GAN {config.gan.batch_size}, AE {config.ae.batch_size}')
   pretrain.train_and_evaluate(config, workdir, progress=_PROGRESS.value, mesh=mesh)

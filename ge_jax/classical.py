@@ -30,8 +30,14 @@ import dataclasses
 import time
 from typing import Any, Callable, Sequence
 
+import jax
 import numpy as np
+from scipy.ndimage import median_filter
+from scipy.signal import fftconvolve
+from skimage.restoration import denoise_tv_chambolle, inpaint_biharmonic, wiener
+from skimage.transform import resize
 
+from ge_jax import metrics, operators
 from ge_jax.errors import UserError
 
 
@@ -67,13 +73,11 @@ def _each(fn, y: np.ndarray) -> np.ndarray:
 
 
 def _tv(y, op_params, ctx, weight):
-  from skimage.restoration import denoise_tv_chambolle
   del op_params, ctx
   return _each(lambda img: denoise_tv_chambolle(img, weight=float(weight), channel_axis=-1), y)
 
 
 def _median(y, op_params, ctx, size):
-  from scipy.ndimage import median_filter
   del op_params, ctx
   size = int(size)
   return median_filter(y, size=(1, size, size, 1), mode='reflect')  # per image and channel
@@ -115,7 +119,6 @@ def richardson_lucy_batch(planes: np.ndarray, psf: np.ndarray, num_iter: int) ->
   faster than skimage's loop over images. Noise-free blur keeps improving with more iterations
   (validation PSNR still rises at 300), so the grid's top value is a cost limit, not an optimum.
   """
-  from scipy.signal import fftconvolve
   psf = np.asarray(psf, np.float64)[None]
   mirror = psf[:, ::-1, ::-1]
   y = np.asarray(planes, np.float64)
@@ -134,14 +137,12 @@ def _richardson_lucy(y, op_params, ctx, num_iter):
 
 
 def _wiener(y, op_params, ctx, balance):
-  from skimage.restoration import wiener
   del op_params
   psf = _psf(ctx)
   return _padded(lambda img: wiener(img, psf, float(balance), clip=True), y, max(psf.shape))
 
 
 def _biharmonic(y, op_params, ctx, param):
-  from skimage.restoration import inpaint_biharmonic
   del ctx, param
   missing = np.asarray(op_params['mask'])[..., 0] < 0.5          # operator: 1 = observed
   return np.stack([inpaint_biharmonic(img, m, channel_axis=-1) if m.any() else img
@@ -149,7 +150,6 @@ def _biharmonic(y, op_params, ctx, param):
 
 
 def _interpolate(y, op_params, ctx, order):
-  from skimage.transform import resize
   del op_params
   f = ctx['factor']
   n, h, w, c = y.shape
@@ -224,7 +224,6 @@ def _get(ops_cfg, key: str):
 
 def _context(op_name: str, ops_cfg) -> dict:
   """What a method knows about the operator besides y: the blur kernel or the superres factor."""
-  from ge_jax import operators
   get = lambda k: _get(ops_cfg, k)
   if op_name == 'deblur':
     return dict(kernel=operators.gaussian_kernel(int(get('blur_size')), float(get('blur_sigma'))))
@@ -264,8 +263,6 @@ def restore(op_name: str, corrupted: np.ndarray, op_params: Any, ops_cfg, param:
 def corrupt(op_name: str, ops_cfg, clean: np.ndarray, indices: np.ndarray | None = None):
   """(y, op_params) exactly as experiment.restore makes them: image i corrupted with the key
   fold_in(key(ops_cfg.seed), indices[i]) (default indices 0..N-1)."""
-  import jax
-  from ge_jax import operators
   clean = np.asarray(clean, np.float32)
   op = operators.make(op_name, ops_cfg, clean.shape[1:])
   indices = np.arange(len(clean)) if indices is None else np.asarray(indices)
@@ -276,7 +273,6 @@ def corrupt(op_name: str, ops_cfg, clean: np.ndarray, indices: np.ndarray | None
 
 
 def _psnr(x_hat: np.ndarray, x: np.ndarray) -> np.ndarray:
-  from ge_jax import metrics
   return np.asarray(metrics.psnr(metrics.to_unit(x_hat), metrics.to_unit(x)))
 
 

@@ -226,7 +226,7 @@ def table(scores: dict, recommended: str | None = None) -> str:
   ref_name = {'corrupted': "input's", 'g_random': "G's own"}.get(ref, '')
   rock = any('porosity_error_mean' in e for e in ms.values())
   acc = ext and any('accuracy' in e.get('perception', {}).get(ext, {}) for e in ms.values())
-  head = f'{"method":<16} {"PSNR (dB)":>15} {"vs input":>9} {"SSIM":>6}'
+  head = f'{"method":<20} {"PSNR (dB)":>15} {"vs input":>9} {"SSIM":>6}'
   if rock:
     head += ''.join(f' {label:>9}' for _, label in ROCK_COLUMNS)
   if ext:
@@ -240,10 +240,10 @@ def table(scores: dict, recommended: str | None = None) -> str:
     e = ms[name]
     label = 'input' if name == 'corrupted' else LABELS.get(name, name)
     if 'psnr_mean' not in e:
-      lines.append(f'{label:<16} {"(no clean images: not scored)":>33}')
+      lines.append(f'{label:<20} {"(no clean images: not scored)":>33}')
       continue
     gain = f'{e["psnr_mean"] - base_psnr:+.2f}' if base_psnr is not None and name != 'corrupted' else ''
-    line = f'{label:<16} {e["psnr_mean"]:>8.2f} +- {e["psnr_se"]:<4.2f} {gain:>9} {e["ssim_mean"]:>6.3f}'
+    line = f'{label:<20} {e["psnr_mean"]:>8.2f} +- {e["psnr_se"]:<4.2f} {gain:>9} {e["ssim_mean"]:>6.3f}'
     if rock:  # means only: the columns stay narrow (metrics.json has the standard errors)
       line += ''.join(f' {e[k + "_mean"]:>9.4f}' if k + '_mean' in e else f' {"n/a":>9}' for k, _ in ROCK_COLUMNS)
     if ext:
@@ -253,9 +253,9 @@ def table(scores: dict, recommended: str | None = None) -> str:
       line += f' {cell:>14}' + (f' {p["accuracy"]:>9.3f}' if acc and 'accuracy' in p else '')
     lines.append(line + ('   <- recommended' if name == recommended else ''))
     if e.get('diverged'):
-      lines.append(f'{"":<16} diverged images: {e["diverged"][:20]}')
+      lines.append(f'{"":<20} diverged images: {e["diverged"][:20]}')
   for name, note in scores.get('notes', {}).items():
-    lines.append(f'{name:<16} {note}')
+    lines.append(f'{LABELS.get(name, name):<20} {note}')
   if ext:
     lines.append(f'FD: Frechet distance to the clean images on {ext} features (lower is more realistic)'
                  + (f', divided by the {ref_name} ({fd(ref):.3g})' if ref else '')

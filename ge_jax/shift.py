@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 from scipy import ndimage
 
+from ge_jax import viz
 from ge_jax.errors import UserError
 
 
@@ -106,7 +107,6 @@ def shifted_sets(images, names=None) -> dict[str, np.ndarray]:
 
 def save_shift_grid(path: str, images, names=None, n: int = 10) -> str:
   """A PNG: the first n clean images, then one labelled row per shift."""
-  from ge_jax import viz
   x = _check(images)[:n]
   sets = shifted_sets(x, names)
   return viz.save_rows(path, [x] + list(sets.values()), ['clean'] + list(sets), max_cols=n)

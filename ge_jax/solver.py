@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import lax
+from jax.scipy.special import log_ndtr
 from tqdm.auto import tqdm
 
 from ge_jax import batching, models, parallel
@@ -85,7 +86,6 @@ def censored_square(pred: Array, y: Array, sigma: float) -> Array:
   (pred + 1)^2 above it (and the mirror image at +1). The plain square would instead pull pred to
   -1 exactly, i.e. bias every clipped pixel (42% of them at sigma 0.6 on MNIST) towards the bound.
   """
-  from jax.scipy.special import log_ndtr
   edge = 1.0 - 1e-6
   at_low, at_high = y <= -edge, y >= edge
   inside = jnp.square(pred - y)
