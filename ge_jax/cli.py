@@ -1,23 +1,31 @@
-"""What the CLIs share: config and flag checks, the compilation cache, multi-host start, the default
-workdir, output folders that are replaced whole, and clean exits (one line, a status, no traceback)."""
+"""What the CLIs share: config file and flag checks, the compilation cache, multi-host start, the default
+workdir, output folders that are replaced whole (the user's own files in them kept), and clean exits
+(one line, a status, no traceback)."""
 
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import functools
 import importlib
+import importlib.machinery
+import json
 import logging
 import os
 import shutil
 import sys
 import tempfile
+import traceback
 
 import jax
+import ml_collections
 from absl import app, flags
 from absl import logging as absl_logging
+from ml_collections import config_flags
 
-from ge_jax import config_check, interrupts, parallel
+from ge_jax import config_check, fileio, interrupts, parallel
 from ge_jax.errors import Interrupted, UserError
+from ge_jax.methods import ROWS
 
 # Flags whose empty value means something ('' = no lambda sweep); any other flag given empty is an error.
 EMPTY_OK = ('sweep_task',)
@@ -116,7 +124,13 @@ def default_workdir(config) -> str:
 
 
 def parse_flags(argv: list[str]) -> list[str]:
-  """absl's flag parsing, but a bad flag or config override is one sentence and exit 2."""
+  """absl's flag parsing, but a bad flag, config file or config override is one sentence and exit 2."""
+  try:
+    for name, path in _config_files(argv):
+      check_config_file(path, f'--{name}')  # before absl runs it: its failures are pages of traceback
+  except UserError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
   try:
     rest = flags.FLAGS(argv)
     if 'config' in flags.FLAGS:
@@ -147,6 +161,89 @@ def parse_flags(argv: list[str]) -> list[str]:
   print(f'error: bad command-line flag or config override: {msg}{hint}. '
         'Config keys are the fields of the --config file, e.g. --config.gan.steps=200.', file=sys.stderr)
   sys.exit(2)
+
+
+def _config_files(argv: list[str]) -> list[tuple[str, str]]:
+  """(flag name, path) of each config-file flag (config_flags.DEFINE_config_file): the last value
+  given in `argv` (--config=X, --config X), else the flag's default."""
+  out = []
+  for name in list(flags.FLAGS):
+    flag = flags.FLAGS[name]
+    if not isinstance(getattr(flag, 'parser', None), config_flags.config_flags.ConfigFileFlagParser):
+      continue
+    path = None
+    for i, a in enumerate(argv[1:], 1):
+      key, eq, value = a.lstrip('-').partition('=')
+      if a.startswith('-') and key == name:
+        path = value if eq else (argv[i + 1] if i + 1 < len(argv) else None)
+    if path is None:
+      with contextlib.suppress(Exception):
+        path = config_flags.get_config_filename(flag)
+    if path is not None:
+      out.append((name, path))
+  return out
+
+
+def check_config_file(spec: str, flag: str = '--config') -> None:
+  """The config file `spec` ('path' or 'path:argument', as config_flags takes it) loads and its
+  get_config() returns a ConfigDict; else UserError: one sentence naming the file, the line and the
+  problem."""
+  path, _, arg = spec.partition(':')
+  if not path.strip():
+    raise UserError(f'{flag} was given an empty value; give a config file, e.g. {flag}=configs/mnist.py.')
+  if not os.path.exists(path):
+    where = '' if os.path.isabs(path) else f' in {os.getcwd()}'
+    raise UserError(f'cannot load the config file {path!r}: no such file{where}; pass an existing file, '
+                    f'e.g. {flag}=configs/mnist.py.')
+  if os.path.isdir(path):
+    raise UserError(f'cannot load the config file {path!r}: it is a folder; pass a .py file in it, '
+                    f'e.g. {flag}=configs/mnist.py.')
+  name = '_ge_jax_config_check'
+  try:
+    try:
+      module = importlib.machinery.SourceFileLoader(name, path).load_module()
+    except SyntaxError as e:  # IndentationError, a non-UTF-8 file; or one the config file imports
+      other = e.filename and os.path.abspath(e.filename) != os.path.abspath(path)
+      where = f'{e.filename!r}, which it imports, line {e.lineno}' if other else f'line {e.lineno}'
+      raise UserError(f'the config file {path!r} does not load: {where} is not valid Python '
+                      f'({_one_line(e.msg)}).') from None
+    except Exception as e:  # noqa: BLE001 - whatever the module's top level raises is the user's to fix
+      raise UserError(_raised(path, e, 'loading it')) from None
+    get_config = getattr(module, 'get_config', None)
+    if not callable(get_config):
+      raise UserError(f'the config file {path!r} does not load: it defines no get_config(); define one that '
+                      'returns an ml_collections.ConfigDict (e.g. derived from configs/mnist.py get_config()).')
+    try:
+      config = get_config(*([arg] if arg else []))
+    except Exception as e:  # noqa: BLE001
+      raise UserError(_raised(path, e, 'get_config()', getattr(get_config, '__code__', None))) from None
+  finally:
+    sys.modules.pop(name, None)
+  if not isinstance(config, ml_collections.ConfigDict):
+    line = getattr(getattr(get_config, '__code__', None), 'co_firstlineno', '?')
+    raise UserError(f'the config file {path!r} does not load: its get_config() (line {line}) returned '
+                    f'{type(config).__name__} {_one_line(repr(config))[:60]}, not an ml_collections.ConfigDict; '
+                    'return one (e.g. derived from configs/mnist.py get_config()).')
+
+
+def _one_line(text: str) -> str:
+  return ' '.join(str(text).split())
+
+
+def _raised(path: str, e: BaseException, what: str, code=None) -> str:
+  """'the config file X does not load: line N raises TypeError: ...' (N: the last line of the file in
+  the traceback; the def of get_config when it was not reached, e.g. it takes arguments)."""
+  line = None
+  for frame in traceback.extract_tb(e.__traceback__):
+    if os.path.abspath(frame.filename) == os.path.abspath(path):
+      line = frame.lineno
+  if line is None and code is not None:
+    line = code.co_firstlineno
+  where = f'line {line}' if line is not None else what
+  msg = _one_line(e)
+  msg = msg if len(msg) <= 200 else msg[:197] + '...'
+  return (f'the config file {path!r} does not load: {where} raises {type(e).__name__}'
+          f'{": " + msg if msg else ""}; fix it (get_config() must return an ml_collections.ConfigDict).')
 
 
 def _check_empty_flags(flag_values) -> None:
@@ -210,6 +307,14 @@ def run(main) -> None:
 
 # --- output folders -------------------------------------------------------------------------------
 
+# The record a results folder keeps of the files the tool wrote there (paths relative to the folder):
+# an --overwrite replaces those and keeps every other file, whoever put it there.
+MANIFEST = '.ge_jax_outputs.json'
+# What solve.py writes (its marker: metrics.json), for folders written before manifests existed: file
+# names (fnmatch patterns) and, ending in '/', folders (solve.py's per-method image folders).
+SOLVE_OUTPUTS = ('metrics.json', 'reconstructions.npz', 'grid.png') + tuple(f'{m}/' for m in ROWS)
+KNOWN_OUTPUTS = {'metrics.json': SOLVE_OUTPUTS}
+
 
 def check_outdir(path: str, overwrite: bool, marker: str, carry: tuple[str, ...] = ()) -> None:
   """Before any work: `path` can be made a results folder (see `output_folder`), else UserError.
@@ -226,14 +331,16 @@ def check_outdir(path: str, overwrite: bool, marker: str, carry: tuple[str, ...]
   full = os.path.abspath(path)
   existing = _existing_folder_above(path, '--outdir')
   parent = existing if existing != full else os.path.dirname(full)
-  try:  # a real write (os.access says yes to root on a read-only file system); nothing is left behind
-    os.rmdir(tempfile.mkdtemp(prefix='.ge_jax_write_test-', dir=parent))
-  except OSError as e:
-    raise UserError(f'cannot write results under {parent} ({e.strerror}); pick another --outdir.') from None
+  _check_writable(parent, f'cannot write results under {parent}', 'pick another --outdir')
   if os.path.isdir(full):
     if os.path.exists(os.path.join(full, marker)):
       if not overwrite:
         raise UserError(f'{path} already holds results; pass --overwrite to replace them or pick another --outdir.')
+      # replacing means moving the user's files out of it and renaming it: both need write access
+      _check_writable(full, f'cannot replace the results in {path}', 'pick another --outdir')
+      if os.path.ismount(full):
+        raise UserError(f'--outdir {path} is a mount point, and results are replaced by renaming their folder; '
+                        'pick a folder inside it.')
     else:
       others = sorted(set(os.listdir(full)) - set(carry))
       if others:
@@ -241,18 +348,131 @@ def check_outdir(path: str, overwrite: bool, marker: str, carry: tuple[str, ...]
                         f'{", ..." if len(others) > 3 else ""}) and no results; pick a new or empty folder.')
 
 
+def _check_writable(folder: str, what: str, fix: str) -> None:
+  """A real write (os.access says yes to root on a read-only file system); nothing is left behind."""
+  try:
+    os.rmdir(tempfile.mkdtemp(prefix='.ge_jax_write_test-', dir=folder))
+  except OSError as e:
+    raise UserError(f'{what} ({e.strerror}); {fix}.') from None
+
+
+def files_under(folder: str, skip: tuple[str, ...] = ()) -> set[str]:
+  """Every file (and symbolic link) under `folder`, as '/'-separated paths relative to it; top-level
+  entries named in `skip` left out."""
+  out = set()
+  for d, dirs, files in os.walk(folder):
+    rel = os.path.relpath(d, folder)
+    if rel == '.':
+      dirs[:] = [x for x in dirs if x not in skip]
+      files = [f for f in files if f not in skip]
+      rel = ''
+    for name in files + [x for x in dirs if os.path.islink(os.path.join(d, x))]:
+      out.add(f'{rel}/{name}'.lstrip('/').replace(os.sep, '/'))
+  return out
+
+
+def _written(folder: str, marker: str, known) -> callable:
+  """A test of 'the tool wrote this path' for an old results folder: its manifest when it has a
+  readable one, else the known names (`known`, default KNOWN_OUTPUTS[marker])."""
+  try:
+    with open(os.path.join(folder, MANIFEST), encoding='utf-8') as f:
+      listed = json.load(f)['written']
+    if isinstance(listed, list) and all(isinstance(p, str) for p in listed):
+      listed = set(listed) | {MANIFEST}
+      return lambda rel: rel in listed
+  except (OSError, ValueError, KeyError, TypeError):
+    pass  # none, or damaged: the known names
+  patterns = tuple(known if known is not None else KNOWN_OUTPUTS.get(marker, ())) + (marker, MANIFEST)
+
+  def by_name(rel):
+    top, _, rest = rel.partition('/')
+    return any(fnmatch.fnmatchcase(top, p.rstrip('/')) and (p.endswith('/') == bool(rest)) for p in patterns)
+
+  return by_name
+
+
+def _user_entries(full: str, marker: str, carry, keep_as, known) -> list[str]:
+  """The paths of an old results folder that no tool wrote: files (and links) by the test of
+  `_written`, and empty folders; not `carry` entries nor `keep_as` files."""
+  wrote = _written(full, marker, known)
+  skip = tuple(carry) + tuple(old for old, _ in keep_as)
+  mine = sorted(rel for rel in files_under(full, skip) if not wrote(rel))
+  for d, dirs, files in os.walk(full):  # a user's empty folder is kept too
+    rel = os.path.relpath(d, full).replace(os.sep, '/')
+    if rel != '.' and not dirs and not files and rel.split('/')[0] not in skip and not wrote(rel + '/.'):
+      mine.append(rel)
+  return mine
+
+
+def _free_name(stage: str, names) -> str:
+  for name in names:
+    if not os.path.lexists(os.path.join(stage, name)):
+      return name
+  raise AssertionError('unreachable')  # names is endless
+
+
+def _alternatives(rel: str, first: str | None = None):
+  """rel (or `first`), then rel.previous.ext, then rel.previous-2.ext, ...: names to keep a user's file
+  under when the new results took its name."""
+  root, ext = os.path.splitext(rel)
+  if first is None:
+    yield rel
+    root = root + '.previous'
+  else:
+    root, ext = os.path.splitext(first)
+  yield root + ext
+  k = 2
+  while True:
+    yield f'{root}-{k}{ext}'
+    k += 1
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+  """A hard link (no copy), or a copy where the file system has none."""
+  try:
+    os.link(src, dst, follow_symlinks=False)
+  except OSError:
+    shutil.copy2(src, dst, follow_symlinks=False)
+
+
+def _carry_into(src: str, dst: str) -> None:
+  if os.path.islink(src):
+    os.symlink(os.readlink(src), dst)
+  elif os.path.isdir(src):
+    shutil.copytree(src, dst, symlinks=True, copy_function=_link_or_copy)
+  elif os.path.exists(src):
+    _link_or_copy(src, dst)
+
+
+def record_outputs(folder: str, paths) -> None:
+  """Adds `paths` (relative to `folder`) to its manifest, when it has one: files written into a
+  results folder in place (python -m ge_jax.evaluate --update)."""
+  path = os.path.join(folder, MANIFEST)
+  try:
+    with open(path, encoding='utf-8') as f:
+      manifest = json.load(f)
+    listed = set(manifest['written'])
+  except (OSError, ValueError, KeyError, TypeError):
+    return  # no manifest: the known names cover what the tools write
+  fileio.write_json(path, dict(manifest, written=sorted(listed | set(paths))))
+
+
 @contextlib.contextmanager
 def output_folder(path: str, overwrite: bool, marker: str, carry: tuple[str, ...] = (),
-                  keep_as: tuple[tuple[str, str], ...] = ()):
+                  keep_as: tuple[tuple[str, str], ...] = (), known: tuple[str, ...] | None = None):
   """Yields a fresh folder to write the results into; on success it becomes `path` as a whole.
 
   The results are written next to `path` (`<name>.partial-*`), then `path` is replaced by them
   with renames, so a reader never sees two runs' files mixed (stale figures of an older run) or a
-  half-written set. An old results folder is replaced only with `overwrite`; its `carry` entries
-  (e.g. other runs kept in a subfolder) move into the new one, and each file `old` of `keep_as`
-  ((old, new) name pairs, e.g. a hand-written NOTE.md) is kept under its `new` name: never lost,
-  never shown as if written for the new results. On failure the partial folder is removed when
-  empty and kept otherwise.
+  half-written set. An old results folder is replaced only with `overwrite`, and only what a run of
+  the tool wrote there is dropped: the new folder's MANIFEST lists what this run wrote, and an
+  old folder without one is judged by `known` (names and patterns of the tool's outputs, default
+  KNOWN_OUTPUTS[marker]). Every other file of the old folder (the user's) is moved into the new
+  one untouched (under another name, said in a note, where the new results took its name); the
+  `carry` entries (e.g. other runs kept in a subfolder) are there while the run writes; each file
+  `old` of `keep_as` ((old, new) name pairs, e.g. a hand-written NOTE.md) is kept under its `new`
+  name: never lost, never shown as if written for the new results. On failure the old folder is
+  untouched, and the partial folder is removed when empty and kept otherwise.
   """
   check_outdir(path, overwrite, marker, carry)
   full = os.path.abspath(path)
@@ -264,37 +484,54 @@ def output_folder(path: str, overwrite: bool, marker: str, carry: tuple[str, ...
     raise UserError(f'cannot create a folder in {parent} ({e.strerror}); pick another --outdir.') from None
   stage = os.path.join(stage_root, name)
   os.mkdir(stage)
-  for entry in carry:  # visible while the run writes (e.g. listed in its report); hard links, no copy
-    src = os.path.join(full, entry)
-    if os.path.isdir(src):
-      shutil.copytree(src, os.path.join(stage, entry), copy_function=os.link)
-    elif os.path.isfile(src):  # a file another tool wrote here (e.g. the figures of python -m ge_jax.latent_pictures)
-      os.link(src, os.path.join(stage, entry))
-  kept = []
-  for old_name, new_name in keep_as:
-    src = os.path.join(full, old_name)
-    if os.path.isfile(src):
-      os.link(src, os.path.join(stage, new_name))
-      kept.append((old_name, new_name))
+  carried = [e for e in carry if os.path.lexists(os.path.join(full, e))]
   try:
+    for entry in carried:  # visible while the run writes (e.g. listed in its report); hard links, no copy
+      _carry_into(os.path.join(full, entry), os.path.join(stage, entry))
     yield stage
   except BaseException:
-    for entry in carry:
+    for entry in carried:
       shutil.rmtree(os.path.join(stage, entry), ignore_errors=True)
       with contextlib.suppress(OSError):
         os.remove(os.path.join(stage, entry))
-    for _, new_name in kept:
-      with contextlib.suppress(OSError):
-        os.remove(os.path.join(stage, new_name))
     if not os.listdir(stage):
       shutil.rmtree(stage_root, ignore_errors=True)
     raise
+  written = files_under(stage, tuple(carried) + (MANIFEST,))
+  fileio.write_json(os.path.join(stage, MANIFEST), dict(
+      written=sorted(written), about='the files ge_jax wrote here; --overwrite replaces these and keeps any other'))
   old = os.path.join(stage_root, name + '.old')
-  with interrupts.deferred():  # a Ctrl-C between the two renames would leave no folder under `path`
-    if os.path.exists(full):
-      os.rename(full, old)
-    os.rename(stage, full)
+  kept, renamed, moved = [], [], []
+  with interrupts.deferred():  # a Ctrl-C between the renames would leave no folder under `path`
+    try:
+      if os.path.isdir(full):
+        plan = [(rel, _alternatives(rel)) for rel in _user_entries(full, marker, carry, keep_as, known)]
+        plan += [(o, _alternatives(o, first=n)) for o, n in keep_as
+                 if os.path.lexists(os.path.join(full, o)) and o not in carry]
+        for rel, names in plan:  # the user's files go along, untouched
+          dest = _free_name(stage, names)
+          os.makedirs(os.path.dirname(os.path.join(stage, dest)), exist_ok=True)
+          os.rename(os.path.join(full, rel), os.path.join(stage, dest))
+          moved.append((rel, dest))
+          (kept if rel == dest else renamed).append((rel, dest))
+        os.rename(full, old)
+      os.rename(stage, full)
+    except BaseException:
+      if os.path.isdir(old) and not os.path.lexists(full):
+        os.rename(old, full)
+      for rel, dest in reversed(moved):  # back where they were: the old folder as it was
+        with contextlib.suppress(OSError):
+          os.rename(os.path.join(stage, dest), os.path.join(full, rel))
+      raise
   shutil.rmtree(stage_root, ignore_errors=True)
-  for old_name, new_name in kept:
-    print(f'note: the old {old_name} was written for the replaced results; it is kept as '
-          f'{os.path.join(path, new_name)} (update it, then rename it back to {old_name}).')
+  if kept:
+    print(f'note: kept {len(kept)} file(s) in {path} that no run of this tool wrote: '
+          f'{", ".join(r for r, _ in kept[:5])}{", ..." if len(kept) > 5 else ""}.')
+  notes = dict(keep_as)
+  for rel, dest in renamed:
+    if rel in notes:
+      print(f'note: the old {rel} was written for the replaced results; it is kept as '
+            f'{os.path.join(path, dest)} (update it, then rename it back to {rel}).')
+    else:
+      print(f'note: the new results took the name {rel}; your file of that name is kept as '
+            f'{os.path.join(path, dest)}.')

@@ -38,7 +38,10 @@ flags.DEFINE_bool('progress', False, 'Show the solver progress bars.')
 def main(argv):
   f = flags.FLAGS
   config = f.config
-  workdir = cli.start(argv, config, f.workdir)
+  unknown = [m for m in f.methods if m not in METHODS]
+  if unknown:
+    raise UserError(f'unknown --methods {",".join(unknown)}; choose from {",".join(METHODS)}.')
+  workdir = cli.start(argv, config, f.workdir, methods=f.methods)
   outdir = f.outdir or evaluation.default_outdir(config)
   for name in f.tasks or ():
     task_table.get(name)  # a bad name fails before any work
@@ -47,14 +50,16 @@ def main(argv):
   if f.update:
     if f.overwrite:
       raise UserError('--update keeps the other tasks and --overwrite replaces them all; pick one.')
+    before = cli.files_under(outdir) if os.path.isdir(outdir) else set()
     r = evaluation.update(config, workdir, outdir, tasks=f.tasks, n=f.n, split=f.split, methods=f.methods,
                           figures=f.figures, progress=f.progress, command=command, note=config.get('note', ''))
+    cli.record_outputs(outdir, cli.files_under(outdir) - before)  # written in place: theirs to replace later
     print(open(os.path.join(outdir, 'results.md')).read())
     print(f'updated {", ".join(f.tasks)} in {outdir}/results.md, results.json ({r["updates"][-1]["wall_seconds"]:.0f} s)')
     return
   cli.check_outdir(outdir, f.overwrite, 'results.json', carry=evaluation.CARRIED)
-  with cli.output_folder(outdir, f.overwrite, 'results.json', carry=evaluation.CARRIED,
-                         keep_as=(('NOTE.md', 'NOTE.previous.md'),)) as stage:  # replaced whole
+  with cli.output_folder(outdir, f.overwrite, 'results.json', carry=evaluation.CARRIED, known=evaluation.OUTPUTS,
+                         keep_as=(('NOTE.md', 'NOTE.previous.md'),)) as stage:  # replaced, the user's files kept
     r = evaluation.evaluate(config, workdir, stage, split=f.split, n=f.n, tasks=f.tasks, methods=f.methods,
                             figures=f.figures, progress=f.progress, command=command, note=config.get('note', ''))
   print(open(os.path.join(outdir, 'results.md')).read())

@@ -20,6 +20,11 @@ the outdir (--outdir, else config.eval.outdir, else results/<config.name>):
   pd_<task>.png               PSNR against FD, one point per method, the front drawn
   convergence.png             objective and PSNR versus solver step (batch mean), GE and GAN-only
   lambda_sweep.png            PSNR versus lam for one task (config.eval.sweep_task), validation split
+  .ge_jax_outputs.json        the files written (ge_jax.cli.MANIFEST): --overwrite replaces those, keeps others
+
+Nothing is written into the workdir (it may be shared read-only): scratch lives in the outdir while
+the run lasts. With --update, a re-run task's figures are its new run's (none with --nofigures), and
+the figures drawn from the rows (pd_<task>.png, convergence.png) are drawn again from the merged rows.
 
 An <outdir>/NOTE.md (a hand-written closing note) is included in results.md when present, and
 tuning runs (`--split=val`) placed under <outdir>/variants/<name>/ are listed beside the table
@@ -28,16 +33,19 @@ tuning runs (`--split=val`) placed under <outdir>/variants/<name>/ are listed be
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import difflib
 import json
 import os
 import shutil
+import tempfile
 import time
 
 import jax
 import numpy as np
 
-from ge_jax import api, batching, data, fileio, metrics, operators, report, shift, solver
+from ge_jax import api, batching, data, experiment, fileio, metrics, operators, perception, report, shift, solver
 from ge_jax import methods as method_table
 from ge_jax import tasks as task_table
 from ge_jax.errors import UserError
@@ -49,6 +57,10 @@ from ge_jax.models import Nets
 # write there (`python -m ge_jax.latent_pictures --outdir`, G's sample quality from `python -m ge_jax.classify`), which
 # describe the networks rather than this evaluation.
 CARRIED = ('variants', 'latent_interpolation.png', 'latent_pca.png', 'latent_stats.json', 'sample_quality.json')
+# What the evaluation writes into a results folder (names and patterns; see the list above): what an
+# --overwrite replaces in a folder written before results folders recorded their files (cli.MANIFEST).
+OUTPUTS = ('results.json', 'results.md', 'results.partial.json', 'grid_*.png', 'pd_*.png', 'convergence.png',
+           'lambda_sweep.png', '.update/')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,26 +76,110 @@ class EvalSpec:
 
   @classmethod
   def from_config(cls, config) -> 'EvalSpec':
+    """Every setting of config.eval checked (one sentence naming the key), before any work."""
     ev = config.get('eval', None) or {}
+    _check_eval_keys(ev, config)
     spec = dict(record_every=ev.get('record_every', 10), sweep_task=ev.get('sweep_task', '') or '',
                 sweep_lams=ev.get('sweep_lams', ()), sweep_n=ev.get('sweep_n', 100),
-                shift_tasks=tuple(ev.get('shift_tasks', ()) or ()), shift_n=ev.get('shift_n', 0),
-                shift_methods=tuple(ev.get('shift_methods', cls.shift_methods) or ()))
-    for name in spec['shift_tasks']:
-      task_table.get(name)
+                shift_tasks=_names(ev, 'shift_tasks', ()), shift_n=ev.get('shift_n', 0),
+                shift_methods=_names(ev, 'shift_methods', cls.shift_methods))
     for k in ('record_every', 'sweep_n', 'shift_n'):
       if isinstance(spec[k], bool) or not isinstance(spec[k], int) or spec[k] < 0:
         raise UserError(f'config.eval.{k}={spec[k]!r} must be an integer >= 0.')
+    if not isinstance(spec['sweep_task'], str):
+      raise UserError(f'config.eval.sweep_task={spec["sweep_task"]!r} must be a task name (\'\' for no sweep).')
     try:
+      if isinstance(spec['sweep_lams'], str):
+        raise TypeError
       spec['sweep_lams'] = tuple(float(v) for v in spec['sweep_lams'])
     except (TypeError, ValueError):
       raise UserError(f'config.eval.sweep_lams={spec["sweep_lams"]!r} must be a list of numbers.') from None
-    if spec['sweep_task']:
-      task_table.get(spec['sweep_task'])
-      if not spec['sweep_lams'] or spec['sweep_n'] < 2:
-        raise UserError('config.eval.sweep_task is set, so sweep_lams needs at least one value and '
-                        f'sweep_n at least 2 (got {spec["sweep_lams"]!r}, {spec["sweep_n"]!r}).')
+    bad = [v for v in spec['sweep_lams'] if not np.isfinite(v) or v < 0]
+    if bad:
+      raise UserError(f'config.eval.sweep_lams has {bad[0]!r}; each lam must be a finite number >= 0.')
+    for key, names, known, what in (
+        ('sweep_task', (spec['sweep_task'],) if spec['sweep_task'] else (), task_table.EVAL_TASKS, 'evaluation task'),
+        ('shift_tasks', spec['shift_tasks'], task_table.EVAL_TASKS, 'evaluation task'),
+        ('shift_methods', spec['shift_methods'], METHODS, 'method')):
+      unknown = [v for v in names if v not in known]
+      if unknown:
+        hint = (" (a list is written \"('a','b')\" on the command line)" if ',' in unknown[0] else '')
+        raise UserError(f'config.eval.{key} names an unknown {what} {unknown[0]!r}{hint}; choose from '
+                        f'{", ".join(known)}.')
+    if spec['sweep_task'] and (not spec['sweep_lams'] or spec['sweep_n'] < 2):
+      raise UserError('config.eval.sweep_task is set, so sweep_lams needs at least one value and '
+                      f'sweep_n at least 2 (got {spec["sweep_lams"]!r}, {spec["sweep_n"]!r}).')
+    if spec['shift_n'] and not spec['shift_tasks']:  # (shift_n=0 is how a run turns the suite off)
+      raise UserError(f'config.eval.shift_n={spec["shift_n"]} has no effect: config.eval.shift_tasks is empty (the '
+                      "shift suite's tasks); name them, e.g. --config.eval.shift_tasks=\"('denoise-0.3',)\", or leave "
+                      'shift_n at 0.')
+    if spec['shift_n'] and not spec['shift_methods']:
+      raise UserError('config.eval.shift_methods is empty while the shift suite is on (config.eval.shift_tasks); '
+                      'name the methods it runs.')
+    outdir = ev.get('outdir', None)
+    if outdir is not None and (not isinstance(outdir, str) or not outdir.strip()):
+      raise UserError(f'config.eval.outdir={outdir!r} must be a folder name (leave it unset for results/<name>).')
+    experiment.domain(config)  # config.eval.domain_metrics, checked where it is read
     return cls(**spec)
+
+  def check_run(self, methods, figures: bool, n_val: int) -> None:
+    """What the config's settings need of this run (its --methods, figures, the validation split's
+    size), before any work; UserError naming the key."""
+    if self.shift_tasks and self.shift_n and not set(methods) & set(self.shift_methods):
+      raise UserError(f'config.eval.shift_methods ({", ".join(self.shift_methods)}) names none of the methods '
+                      f'this run runs ({", ".join(methods)}); add one to --methods, or turn the shift suite off '
+                      '(config.eval.shift_n=0 and shift_tasks=()).')
+    if figures and self.sweep_task and n_val < 2:
+      raise UserError(f'config.eval.sweep_task={self.sweep_task!r} runs the lambda sweep on the validation split, '
+                      f'which has {n_val} image(s); it needs at least 2 (config.data.val_size), or set '
+                      "config.eval.sweep_task='' (or pass --nofigures).")
+
+
+# The keys of config.eval (what each means: configs/mnist.py); domain_metrics is read by the scoring.
+EVAL_KEYS = ('outdir', 'record_every', 'sweep_task', 'sweep_lams', 'sweep_n', 'shift_tasks', 'shift_n',
+             'shift_methods', 'domain_metrics')
+
+
+def _check_eval_keys(ev, config) -> None:
+  declared = set(config.get('declared_keys', None) or ())
+  for key in ev.keys() if hasattr(ev, 'keys') else ():
+    if key not in EVAL_KEYS and f'eval.{key}' not in declared:
+      close = difflib.get_close_matches(key, EVAL_KEYS, n=1, cutoff=0.6)
+      hint = f'did you mean config.eval.{close[0]}? ' if close else ''
+      raise UserError(f'config.eval.{key} is not a setting of the evaluation; {hint}'
+                      f'(its settings: {", ".join(EVAL_KEYS)}).')
+
+
+def _names(ev, key: str, default) -> tuple[str, ...]:
+  """A list of names of config.eval (a lone string would read as its letters): UserError otherwise."""
+  value = ev.get(key, default)
+  if value is None:
+    return ()
+  if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+    example = tuple(default)[:2] or ('denoise-0.3',)
+    raise UserError(f'config.eval.{key}={value!r} must be a list of names, e.g. {example!r}.')
+  return tuple(value)
+
+
+def _extractors(model, ds) -> list:
+  """api.extractors, but a classifier that is not trained yet in a workdir this process cannot write
+  (a trained model shared read-only) is left out with a note, not trained and cached there."""
+  cached = os.path.exists(os.path.join(model.workdir, 'classifier', 'params.msgpack'))
+  if getattr(ds, 'train_labels', None) is not None and not cached and not _can_write(model.workdir):
+    print(f'note: {model.workdir} has no trained classifier and cannot be written, so realism is scored on '
+          'random-CNN features only (no classifier FD, no accuracy); to add them, run '
+          f'`python -m ge_jax.classify --workdir={model.workdir}` once where the workdir can be written.', flush=True)
+    return [perception.random_extractor(model.image_shape)]
+  return api.extractors(model, ds)
+
+
+def _can_write(folder: str) -> bool:
+  """A real write, removed at once (os.access says yes to root on a read-only file system)."""
+  try:
+    os.rmdir(tempfile.mkdtemp(prefix='.ge_jax_write_test-', dir=folder))
+    return True
+  except OSError:
+    return False
 
 
 def settings(config) -> dict:
@@ -204,32 +300,35 @@ def evaluate(config, workdir: str, outdir: str, *, split: str = 'test', n: int |
   n = len(images) if n is None else n
   if not 1 <= n <= len(images):
     raise UserError(f'--n={n} but the {split} split has {len(images)} images; pick 1..{len(images)}.')
+  ev.check_run(methods, figures, len(ds.val))
   clean, indices = images[:n], np.arange(n)
   model = api.load(workdir, config)
   labels = (ds.test_labels if split == 'test' else ds.val_labels)
   labels = None if labels is None else np.asarray(labels)[:n]
-  extractors = api.extractors(model, ds)
+  extractors = _extractors(model, ds)
   domain_metrics = api.domain_metrics(model)
   print(f'evaluating {workdir} on {n} {split} images of {ds.source}: {len(tasks)} task(s) x {list(methods)}',
         flush=True)
   os.makedirs(outdir, exist_ok=True)
-  scratch = os.path.join(workdir, 'eval', os.path.basename(os.path.normpath(outdir)) + f'_{split}') if figures else None
   results, solve_s, compile_s = [], 0.0, 0.0
   partial = os.path.join(outdir, 'results.partial.json')
-  for name in tasks:
-    ts = time.time()
-    s = run_task(model, name, clean, indices, methods, record_every=ev.record_every if figures else 0,
-                 scratch=scratch, progress=progress, extractors=extractors, labels=labels,
-                 domain_metrics=domain_metrics)
-    solve_s += s['solve_seconds']
-    compile_s += s['compile_seconds']
-    if figures and s.get('_grid'):
-      shutil.copyfile(s['_grid'], os.path.join(outdir, f'grid_{name}.png'))
-    results.append(report.without_per_image(s))
-    psnr = {m: round(e['psnr_mean'], 2) for m, e in s['methods'].items() if 'psnr_mean' in e}
-    fileio.write_json(partial, dict(config=config.name, split=split, n_images=n, settings=settings(config),
-                                    tasks=results))
-    print(f'[{time.strftime("%H:%M:%S")}] {name}: PSNR {psnr} ({time.time() - ts:.0f} s)', flush=True)
+  # Scratch (each task's restorations, to draw its grid) lives beside the results, never in the
+  # workdir: a trained model may be shared read-only.
+  with tempfile.TemporaryDirectory(prefix='.scratch-', dir=outdir) as scratch:
+    for name in tasks:
+      ts = time.time()
+      s = run_task(model, name, clean, indices, methods, record_every=ev.record_every if figures else 0,
+                   scratch=scratch if figures else None, progress=progress, extractors=extractors, labels=labels,
+                   domain_metrics=domain_metrics)
+      solve_s += s['solve_seconds']
+      compile_s += s['compile_seconds']
+      if figures and s.get('_grid'):
+        os.replace(s['_grid'], os.path.join(outdir, f'grid_{name}.png'))
+      results.append(report.without_per_image(s))
+      psnr = {m: round(e['psnr_mean'], 2) for m, e in s['methods'].items() if 'psnr_mean' in e}
+      fileio.write_json(partial, dict(config=config.name, split=split, n_images=n, settings=settings(config),
+                                      tasks=results))
+      print(f'[{time.strftime("%H:%M:%S")}] {name}: PSNR {psnr} ({time.time() - ts:.0f} s)', flush=True)
   shift = None
   if ev.shift_tasks and ev.shift_n:
     shift = shift_suite(model, clean[:ev.shift_n], None if labels is None else labels[:ev.shift_n],
@@ -305,19 +404,26 @@ def update(config, workdir: str, outdir: str, *, tasks, n: int | None, split: st
                                 for t in old['tasks'] if t['task'] in tasks]))
   quiet = config.copy_and_resolve_references()
   with quiet.unlocked():  # the sweep and the shift suite are kept from the full run
-    quiet.eval.sweep_task, quiet.eval.shift_n = '', 0
-  stage = os.path.join(outdir, '.update')  # a fixed name: its scratch under workdir/eval is reused
+    quiet.eval.sweep_task, quiet.eval.shift_n, quiet.eval.shift_tasks = '', 0, ()
+  stage = os.path.join(outdir, '.update')
   shutil.rmtree(stage, ignore_errors=True)
   try:
     new = evaluate(quiet, workdir, stage, split=split, n=n, tasks=tasks, **kwargs)
     merged = merge_update(old, new)
+    # Figures follow their rows: a re-run task's figures of the old run go (its grid is the new run's,
+    # or none with --nofigures); those drawn from the rows (pd_<task>.png, convergence.png) are drawn again.
     for t in tasks:
+      for figure in (f'grid_{t}.png', f'pd_{t}.png'):
+        with contextlib.suppress(FileNotFoundError):
+          os.remove(os.path.join(outdir, figure))
       grid = os.path.join(stage, f'grid_{t}.png')
       if os.path.exists(grid):
-        shutil.copyfile(grid, os.path.join(outdir, f'grid_{t}.png'))
+        os.replace(grid, os.path.join(outdir, f'grid_{t}.png'))
   finally:
     shutil.rmtree(stage, ignore_errors=True)
-  if kwargs.get('figures', True):
-    report.plot_convergence(os.path.join(outdir, 'convergence.png'), merged['tasks'])
+  convergence = os.path.join(outdir, 'convergence.png')
+  with contextlib.suppress(FileNotFoundError):
+    os.remove(convergence)
+  report.plot_convergence(convergence, merged['tasks'])  # the curves of the rows kept (none: no figure)
   report.write_results(outdir, merged)
   return merged

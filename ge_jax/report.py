@@ -337,8 +337,8 @@ def write_markdown(path: str, result: dict, outdir: str) -> None:
     lines += [f'![{f}]({f})' for f in fig]
     lines += [f'- {g}: [grid_{g}.png](grid_{g}.png)' for g in grids]
   note_path = os.path.join(outdir, 'NOTE.md')  # a hand-written analysis kept beside the numbers
-  if os.path.exists(note_path):
-    with open(note_path) as f:
+  if os.path.isfile(note_path):  # (a folder of that name is not a note; bytes that are no UTF-8 shown as such)
+    with open(note_path, encoding='utf-8', errors='replace') as f:
       lines += ['', f.read().strip()]
   var = variants_table(outdir)
   if var:
@@ -392,7 +392,7 @@ def plot_sweep(path: str, sweep: dict) -> None:
 
 
 def without_per_image(scores: dict) -> dict:
-  """Scores for results.json: no per-image lists (they stay in the workdir's metrics.json)."""
+  """Scores for results.json: no per-image lists (solve.py's metrics.json has them)."""
   out = {k: v for k, v in scores.items() if not k.startswith('_') and k != 'indices'}
   def strip(e):
     e = {k: v for k, v in e.items() if k != 'per_image'}

@@ -58,7 +58,17 @@ TRAIN = [
     ('--config={S}/missing.py', 'cannot load'),
     ('--config=README.md', 'does not load'),
     ('--config=configs', 'cannot load'),
-    ('--config={S}/raising_config.py', 'does not load'),
+    ('--config={S}/raising_config.py', "raising_config.py' does not load: line 2 raises ZeroDivisionError"),
+] + [  # config files that fail: one sentence naming the file, the line and the problem (CONFIG_FILES)
+    (f'--config={{S}}/{name}', words) for name, words in [
+        ('syntax_config.py', "syntax_config.py' does not load: line 3 is not valid Python"),
+        ('wrongtype_config.py', "wrongtype_config.py' does not load: line 5 raises TypeError"),
+        ('dict_config.py', "dict_config.py' does not load: its get_config() (line 1) returned dict"),
+        ('none_config.py', "none_config.py' does not load: its get_config() (line 1) returned NoneType"),
+        ('noget_config.py', "noget_config.py' does not load: it defines no get_config()"),
+        ('imports_config.py', "imports_config.py' does not load: line 1 raises ModuleNotFoundError"),
+    ]
+] + [
     ('--workdir=', '--workdir'),
     ('--workdir={S}/afile', 'is a file'),
     ('--workdir={S}/afile/sub', 'which is a file'),
@@ -137,6 +147,10 @@ SOLVE = [
     ('--input={S}/blank', 'constant'),
     ('--config.data.source=builtin --config.data.tfds_data_dir={S}/tfds', 'no effect'),
     ('--config.data.crop=random', 'no effect'),
+    ('--config={S}/syntax_config.py', "syntax_config.py' does not load: line 3"),
+    ('--config={S}/wrongtype_config.py', "wrongtype_config.py' does not load: line 5 raises TypeError"),
+    ('--config={S}/dict_config.py', "dict_config.py' does not load: its get_config() (line 1) returned dict"),
+    ('--config={S}/raising_config.py', "raising_config.py' does not load: line 2 raises ZeroDivisionError"),
 ]
 SINGLE = [  # solve.py without --batch
     ('--index=100000', 'outside'),
@@ -158,7 +172,33 @@ EVALUATE = [
     ('--workdir={S}/none', 'train first'),
     ('--update --overwrite', 'pick one'),
     ('--update', 'no results.json to update'),
+    ('--methods=ae,foo', 'unknown --methods foo'),
+    ('--config.eval.shift_methods=ge_smaple', "config.eval.shift_methods names an unknown method 'ge_smaple'"),
+    ("--config.eval.shift_tasks=('denoise-0.3','nope') --config.eval.shift_n=2",
+     "shift_tasks names an unknown evaluation task 'nope'"),
+    ('--config.eval.shift_n=4', 'config.eval.shift_n=4 has no effect'),
+    ("--config.eval.shift_tasks=('denoise-0.3',) --config.eval.shift_n=2 --config.eval.shift_methods=('gan',) "
+     '--methods=ae',
+     'config.eval.shift_methods (gan) names none of the methods this run runs'),
+    ('--figures --config.data.val_size=1', "config.eval.sweep_task='denoise-0.3' runs the lambda sweep"),
+    ('--config.eval.sweep_lams=(0.1,-1.0)', 'sweep_lams has -1'),
+    ('--config={S}/syntax_config.py', "syntax_config.py' does not load: line 3"),
+    ('--config={S}/wrongtype_config.py', "wrongtype_config.py' does not load: line 5 raises TypeError"),
+    ('--config={S}/none_config.py', "none_config.py' does not load: its get_config() (line 1) returned NoneType"),
+    ('--config={S}/raising_config.py', "raising_config.py' does not load: line 2 raises ZeroDivisionError"),
 ]
+
+
+# Config files that fail in each way a config file can (the rows above name the file and line).
+CONFIG_FILES = {
+    'syntax_config.py': 'from configs import mnist_tiny\n\ndef get_config(:\n  return mnist_tiny.get_config()\n',
+    'wrongtype_config.py': ('from configs import mnist_tiny\n\ndef get_config():\n  c = mnist_tiny.get_config()\n'
+                            '  c.gan.steps = "many"\n  return c\n'),
+    'dict_config.py': 'def get_config():\n  return dict(name="mine")\n',
+    'none_config.py': 'def get_config():\n  c = 1\n',
+    'noget_config.py': 'CONFIG = 1\n',
+    'imports_config.py': 'import configs.no_such_config\n\ndef get_config():\n  return None\n',
+}
 
 
 def _rows():
@@ -221,6 +261,8 @@ def _make_sandbox(root, tiny_workdir):
       'from configs import mnist_tiny\n\ndef get_config():\n  c = mnist_tiny.get_config()\n'
       '  c.ae.code_dimm = 16\n  return c\n')
   open(f'{s}/raising_config.py', 'w').write('def get_config():\n  return 1 / 0\n')
+  for name, text in CONFIG_FILES.items():
+    open(f'{s}/{name}', 'w').write(text)
   open(f'{s}/newkey_config.py', 'w').write(
       'import ml_collections\nfrom configs import mnist_tiny\n\ndef get_config():\n  c = mnist_tiny.get_config()\n'
       '  c.trainer = ml_collections.ConfigDict(dict(steps=5))\n  return c\n')
@@ -275,11 +317,17 @@ def test_row(table, index):
 
 @pytest.mark.parametrize('args', [
     ['train.py', T, '--config.gan.steps=-5'],
+    ['train.py', '--config={tmp}/wrongtype_config.py'],
+    ['solve.py', '--batch', '--config={tmp}/none_config.py'],
+    ['-m', 'ge_jax.evaluate', '--config={tmp}/wrongtype_config.py'],
     ['solve.py', '--batch', T, '--n=0'],
     ['-m', 'ge_jax.evaluate', T, '--tasks=nope'],
 ])
 def test_real_processes(args, tmp_path):
   """The same answers through `python <cli>` itself: status 2 seen by the shell, one line, no noise."""
+  for name, text in CONFIG_FILES.items():
+    (tmp_path / name).write_text(text)
+  args = [a.replace('{tmp}', str(tmp_path)) for a in args]
   proc = run_cli(*args, f'--workdir={tmp_path}/w', f'--outdir={tmp_path}/o')
   error_line(proc)
   assert [l for l in proc.stderr.splitlines() if l.strip()] == [error_line(proc)], proc.stderr

@@ -97,11 +97,45 @@ def test_eval_spec_checks_the_config(tiny_config):
   spec = evaluate.EvalSpec.from_config(tiny_config)
   assert spec.sweep_lams == (0.0, 1e-3, 1e-2, 0.1, 1.0) and spec.sweep_task == 'denoise-0.3'
   for key, value, match in (('sweep_lams', ('a',), 'numbers'), ('sweep_task', 'nope', 'unknown evaluation task'),
-                            ('sweep_n', -1, 'integer'), ('sweep_lams', (), 'at least one')):
+                            ('sweep_n', -1, 'integer'), ('sweep_lams', (), 'at least one'),
+                            ('sweep_lams', (0.1, -1.0), 'sweep_lams has -1'),
+                            ('sweep_lams', (float('nan'),), 'sweep_lams has nan'),
+                            ('shift_methods', ('ae', 'ge_smaple'), "shift_methods names an unknown method 'ge_smaple'"),
+                            ('shift_tasks', ('denoise-0.3', 'nope'), "shift_tasks names an unknown evaluation task"),
+                            ('shift_n', 8, 'shift_n=8 has no effect: config.eval.shift_tasks is empty'),
+                            ('outdir', ' ', 'config.eval.outdir'),
+                            ('domain_metrics', 'rocks', 'config.eval.domain_metrics')):
     c = tiny_config.copy_and_resolve_references()
-    c.eval[key] = value
+    with c.unlocked():
+      c.eval[key] = value
     with pytest.raises(UserError, match=match):
       evaluate.EvalSpec.from_config(c)
+  c = tiny_config.copy_and_resolve_references()
+  with c.unlocked():
+    c.eval.shift_metods = ('ae',)  # a misspelt key: caught here too, not only by the CLIs' config check
+  with pytest.raises(UserError, match='config.eval.shift_metods .*did you mean config.eval.shift_methods'):
+    evaluate.EvalSpec.from_config(c)
+  c = tiny_config.copy_and_resolve_references()
+  c.eval.shift_tasks, c.eval.shift_n = ('denoise-0.3',), 0  # shift_n=0: the suite is off (the recorded idiom)
+  assert evaluate.EvalSpec.from_config(c).shift_n == 0
+
+
+def test_settings_that_need_the_run_are_checked_before_any_work(tiny_config, tmp_path, monkeypatch):
+  """What config.eval asks of a run (methods for the shift suite, validation images for the sweep) is
+  refused before anything is solved or written."""
+  from ge_jax import api
+  from ge_jax import evaluation as evaluate
+  from ge_jax.errors import UserError
+  monkeypatch.setattr(api, 'load', lambda *a, **k: pytest.fail('work started'))
+  c = tiny_config.copy_and_resolve_references()
+  c.eval.shift_tasks, c.eval.shift_n, c.eval.shift_methods = ('denoise-0.3',), 4, ('gan', 'ge_sample')
+  with pytest.raises(UserError, match='config.eval.shift_methods .* names none of the methods this run runs'):
+    evaluate.evaluate(c, 'unused', str(tmp_path / 'res'), n=4, tasks=['denoise-0.3'], methods=('ae', 'ge'))
+  c = tiny_config.copy_and_resolve_references()
+  c.data.val_size = 1
+  with pytest.raises(UserError, match="config.eval.sweep_task='denoise-0.3' .* has 1 image"):
+    evaluate.evaluate(c, 'unused', str(tmp_path / 'res'), n=4, tasks=['denoise-0.3'], methods=('ae',))
+  assert not (tmp_path / 'res').exists()
 
 
 def _result(methods_by_task):
@@ -184,3 +218,71 @@ def test_update_reruns_some_tasks_and_keeps_the_rest(tiny_workdir, tiny_config, 
   with pytest.raises(UserError, match='no results.json'):
     evaluate.update(longer, tiny_workdir, str(tmp_path / 'none'), tasks=['compress'], n=None, command='x')
   assert json.load(open(os.path.join(out, 'results.json'))) == j
+
+
+def _files(root):
+  out = {}
+  for d, _, fs in os.walk(root):
+    for f in fs:
+      with open(os.path.join(d, f), 'rb') as fh:
+        out[os.path.relpath(os.path.join(d, f), root)] = hash(fh.read())
+  return out
+
+
+def test_update_without_figures_leaves_no_figure_of_the_old_run(tiny_workdir, tiny_config, tmp_path):
+  """--update --nofigures: results.md never links a figure made by another run than its rows'."""
+  from ge_jax import evaluation as evaluate
+  out = str(tmp_path / 'res')
+  c = tiny_config.copy_and_resolve_references()
+  c.eval.record_every, c.eval.sweep_task, c.eval.shift_n = 5, '', 0
+  evaluate.evaluate(c, tiny_workdir, out, n=4, tasks=['denoise-0.3', 'compress'], methods=('ae', 'ge'),
+                    command='first')
+  for f in ('grid_denoise-0.3.png', 'grid_compress.png', 'pd_compress.png', 'convergence.png'):
+    assert os.path.exists(os.path.join(out, f)), f
+  before = _files(out)
+  longer = c.copy_and_resolve_references()
+  longer.solve.compress.steps = 2 * c.solve.compress.steps
+  evaluate.update(longer, tiny_workdir, out, tasks=['compress'], n=None, methods=('ae', 'ge'), figures=False,
+                  command='again')
+  md = open(os.path.join(out, 'results.md')).read()
+  assert not os.path.exists(os.path.join(out, 'grid_compress.png')) and 'grid_compress.png' not in md
+  after = _files(out)
+  assert after['grid_denoise-0.3.png'] == before['grid_denoise-0.3.png']  # the rows kept keep their figures
+  j = json.load(open(os.path.join(out, 'results.json')))
+  assert j['tasks'][1]['curves'] == {} and j['tasks'][0]['curves']
+  # drawn again from the rows: the compress curves of the old run are gone from the convergence figure
+  assert after['convergence.png'] != before['convergence.png'] and 'convergence.png' in md
+  assert after['pd_compress.png'] != before['pd_compress.png']  # the new compress row's numbers
+
+
+def test_a_read_only_workdir_evaluates(tiny_workdir, tiny_config, tmp_path, monkeypatch, capsys):
+  """A trained model shared read-only: nothing is written into it (scratch goes beside the results),
+  and a classifier it does not hold is left out with a note instead of trained into it."""
+  import shutil
+  import stat
+  from ge_jax import evaluation as evaluate
+  work = str(tmp_path / 'shared')
+  shutil.copytree(tiny_workdir, work, ignore=shutil.ignore_patterns('classifier'))
+  for d, dirs, fs in os.walk(work):
+    for name in dirs + fs:
+      p = os.path.join(d, name)
+      os.chmod(p, os.stat(p).st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+  os.chmod(work, 0o555)
+  if os.geteuid() == 0:  # root writes through file modes: say the folder cannot be written, as for a user
+    real = evaluate._can_write
+    monkeypatch.setattr(evaluate, '_can_write', lambda p: False if os.path.samefile(p, work) else real(p))
+  before = _files(work)
+  try:
+    c = tiny_config.copy_and_resolve_references()
+    c.eval.record_every, c.eval.sweep_task, c.eval.shift_n = 0, '', 0
+    out = str(tmp_path / 'res')
+    r = evaluate.evaluate(c, work, out, n=4, tasks=['denoise-0.3'], methods=('ae',), command='ro')
+    assert _files(work) == before and not os.path.exists(os.path.join(work, 'eval'))
+    assert not os.path.exists(os.path.join(work, 'classifier'))
+    assert os.path.exists(os.path.join(out, 'grid_denoise-0.3.png'))
+    assert not [f for f in os.listdir(out) if f.startswith('.scratch')]  # no scratch left beside the results
+    assert set(r['tasks'][0]['methods']['ae']['perception']) == {'random'}
+    assert 'python -m ge_jax.classify --workdir=' in capsys.readouterr().out
+  finally:
+    for d, dirs, fs in os.walk(work):
+      os.chmod(d, 0o755)
