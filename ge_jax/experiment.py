@@ -18,7 +18,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from ge_jax import fileio, metrics, operators, perception, rock_metrics, solver, viz
+from ge_jax import fileio, metrics, operators, perception, rock_metrics, solver, uncertainty, viz
 from ge_jax import methods as method_table
 from ge_jax.errors import UserError
 from ge_jax.methods import LABELS, METHODS, ROWS, SHORT_LABELS
@@ -43,6 +43,8 @@ class Outcome:
   compile_seconds: float
   solve_seconds: float
   z_trace: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+  # method -> (posterior mean, per-pixel posterior std) of its chains (the sampling methods, R >= 2)
+  uncertainty: dict[str, tuple[np.ndarray, np.ndarray]] = dataclasses.field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -127,13 +129,13 @@ def restore(config, params, *, task: str, clean: np.ndarray | None = None, corru
                             op_params=op_params, task=facts, progress=progress, place=place, plan=plan)
     for m in chosen:
       out = m.run(inputs, settings[m.name])
-      for field in ('recon', 'objective', 'loss_trace', 'diverged', 'z_trace'):
+      for field in ('recon', 'objective', 'loss_trace', 'diverged', 'z_trace', 'uncertainty'):
         getattr(rows, field).update(getattr(out, field))
   wall = time.time() - t0
   return Outcome(task=task, description=op.description, indices=indices, clean=clean, corrupted=corrupted,
                  recon=rows.recon, objective=rows.objective, loss_trace=rows.loss_trace, diverged=rows.diverged,
                  notes=notes, compile_seconds=round(compile_s[0], 2), solve_seconds=round(wall - compile_s[0], 2),
-                 z_trace=rows.z_trace)
+                 z_trace=rows.z_trace, uncertainty=rows.uncertainty)
 
 
 def domain(config) -> str | None:
@@ -195,6 +197,9 @@ def score(out: Outcome, extractors=(), labels=None, domain_metrics=None) -> dict
     if name in out.objective:
       entry['objective_mean'] = float(np.nanmean(out.objective[name]))
     result['methods'][name] = entry
+  for name, (mean, std) in out.uncertainty.items():  # what the chains say of their own error
+    result['methods'][name]['uncertainty'] = uncertainty.summary(mean, std, out.recon[name], out.clean,
+                                                                 out.corrupted, out.indices)
   if extractors and out.clean is not None:
     ps = perception.perception_scores(rows, out.clean, labels, extractors)
     result['extractors'] = ps['extractors']
@@ -256,6 +261,17 @@ def table(scores: dict, recommended: str | None = None) -> str:
       lines.append(f'{"":<20} diverged images: {e["diverged"][:20]}')
   for name, note in scores.get('notes', {}).items():
     lines.append(f'{LABELS.get(name, name):<20} {note}')
+  for name in _order(ms, recommended):
+    u = ms[name].get('uncertainty')
+    if u:
+      line = f'{LABELS[name]}: posterior std over its chains {u["score_mean"]:.3f} per pixel on [0, 1]'
+      if 'coverage_90' in u:
+        line += (f'; mean +- 1.64 std covers {100 * u["coverage_90"]:.0f}% of the clean pixels '
+                 '(nominal 90%, uncalibrated)')
+      if 'rank_correlation_mse' in u:
+        line += f'; rank correlation with the error {u["rank_correlation_mse"]:.2f}'
+      lines.append(line + f'; least to trust (most uncertain {100 * uncertainty.FLAG_FRACTION:.0f}%): '
+                   f'images {u["flagged"][:20]}')
   if ext:
     lines.append(f'FD: Frechet distance to the clean images on {ext} features (lower is more realistic)'
                  + (f', divided by the {ref_name} ({fd(ref):.3g})' if ref else '')
@@ -272,10 +288,18 @@ def save(out: Outcome, outdir: str, scores: dict, max_cols: int = 16, first: str
                metrics=os.path.join(outdir, 'metrics.json'))
   arrays = {k: v for k, v in dict(clean=out.clean, corrupted=out.corrupted).items() if v is not None}
   arrays.update(out.recon)
-  fileio.save_npz(paths['npz'], indices=out.indices, **arrays)
+  spread = {f'{k}_posterior_{what}': a for k, pair in out.uncertainty.items() for what, a in zip(('mean', 'std'), pair)}
+  fileio.save_npz(paths['npz'], indices=out.indices, **arrays, **spread)
   order = ['clean', *_order(['corrupted', *ROWS], first)]
-  rows = [(k, arrays[k]) for k in order if k in arrays]
-  viz.save_rows(paths['grid'], [np.nan_to_num(r, nan=-1.0) for _, r in rows],
-                [ROW_LABELS[k] for k, _ in rows], max_cols=max_cols)
+  rows, labels = [], []
+  for k in order:
+    if k in arrays:
+      rows.append(arrays[k])
+      labels.append(ROW_LABELS[k])
+    if k in out.uncertainty:  # its uncertainty beside it: the posterior std, white = the largest shown
+      std = out.uncertainty[k][1][:max_cols]
+      rows.append(2.0 * std / max(float(np.nanmax(std)), 1e-6) - 1.0)
+      labels.append(f'{ROW_LABELS[k]} std')
+  viz.save_rows(paths['grid'], [np.nan_to_num(r, nan=-1.0) for r in rows], labels, max_cols=max_cols)
   fileio.write_json(paths['metrics'], scores)
   return paths

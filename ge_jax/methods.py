@@ -97,6 +97,8 @@ class Output:
   loss_trace: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
   diverged: dict[str, list[int]] = dataclasses.field(default_factory=dict)
   z_trace: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+  # row -> (posterior mean, per-pixel posterior std) over a sampling method's chains
+  uncertainty: dict[str, tuple[np.ndarray, np.ndarray]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -370,6 +372,8 @@ def _solve(m: Method, inp: Inputs, s: Latent) -> Output:
       out.diverged[row.name] = [int(i) for i in inp.indices[~_finite(x)]]
   if res.z_trace is not None:
     out.z_trace[m.name] = res.z_trace
+  if res.post_std is not None:
+    out.uncertainty[m.name] = (res.post_mean, res.post_std)
   return out
 
 

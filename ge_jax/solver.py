@@ -249,6 +249,9 @@ class Result(NamedTuple):
       images: `indices[diverged]`.
     x_one: None, or with Langevin and output='mean' one chain's sample G(z) (restart 0, taken
       whatever its objective: a posterior sample, where `x` estimates the posterior mean) (N, H, W, C).
+    post_mean, post_std: None, or with Langevin and R >= 2 chains the per-pixel mean and standard
+      deviation (ddof 1) of the chains' samples G(z) (the finite ones): the posterior's own spread,
+      from the chains already run (N, H, W, C).
   """
   x: Array
   z: Array
@@ -258,6 +261,8 @@ class Result(NamedTuple):
   z_trace: Array | None
   diverged: Array
   x_one: Array | None = None
+  post_mean: Array | None = None
+  post_std: Array | None = None
 
 
 # --- one batch, one piece: the pure solve -------------------------------------------------------------
@@ -383,7 +388,8 @@ def _select(spec: SolverSpec, nets, params: PyTree, best_z, best_obj, objs, z_tr
   real; never chosen by a clean image), and its output."""
   b, big_r = best_obj.shape
   xs = None
-  if spec.output in ('mean', 'realest'):  # every restart's image, once
+  chains = spec.sampler == 'langevin' and big_r >= 2
+  if spec.output in ('mean', 'realest') or chains:  # every restart's image, once
     xs = nets.G(params['generator'], best_z.reshape(b * big_r, -1))
   r = jnp.argmin(best_obj, axis=1)  # (B,)
   if spec.output == 'realest':  # the restart D scores most real (a finite one where there is one)
@@ -404,12 +410,21 @@ def _select(spec: SolverSpec, nets, params: PyTree, best_z, best_obj, objs, z_tr
     x = take(xs)
   else:
     x = nets.G(params['generator'], z_star)
+  post_mean = post_std = None
+  if chains:  # the posterior's spread over the chains' samples (the finite ones)
+    ok = jnp.isfinite(best_obj).reshape((b, big_r) + (1,) * (xs.ndim - 2))
+    k = jnp.sum(ok, axis=1)
+    post_mean = jnp.sum(jnp.where(ok, xs, 0.), axis=1) / jnp.maximum(k, 1)
+    dev = jnp.where(ok, xs - post_mean[:, None], 0.)
+    post_std = jnp.sqrt(jnp.sum(dev * dev, axis=1) / jnp.maximum(k - 1, 1))
+    post_mean, post_std = (jnp.where(k >= 2, a, jnp.nan) for a in (post_mean, post_std))
   obj_star = take(best_obj)
   loss_trace = take(jnp.moveaxis(objs, 0, 2))  # (B, K)
   diverged = (~jnp.isfinite(obj_star) | ~jnp.all(jnp.isfinite(x.reshape(b, -1)), axis=1)
               | ~jnp.all(jnp.isfinite(loss_trace), axis=1))
   return Result(x=x, z=z_star, objective=obj_star, restart_objectives=best_obj, loss_trace=loss_trace,
-                z_trace=None if z_trace is None else take(z_trace), diverged=diverged, x_one=x_one)
+                z_trace=None if z_trace is None else take(z_trace), diverged=diverged, x_one=x_one,
+                post_mean=post_mean, post_std=post_std)
 
 
 # --- how a batch runs: the execution plan ---------------------------------------------------------
