@@ -9,14 +9,24 @@ A damaged step (a truncated array file, an empty metadata file) is reported in o
 the step and the file, and the newest intact step is used instead; nothing is ever deleted (when
 training resumes, damaged newer steps are moved to `<directory>_damaged/` so that they can be
 written again). Each finished step records its files' sizes and CRC-32 checksums (`SIZES_FILE`), which
-name a truncated or altered file before Orbax reads it (Orbax loads a flipped bit without a word).
+name a truncated or altered file before Orbax reads it (Orbax loads a flipped bit without a word);
+a damaged record itself leaves its step unverified, to Orbax's own checks. A damaged saved config is
+reported like a damaged step, and the config of the newest intact step is used.
+
+A full disk (`ge_jax.fileio.disk_full`) while saving leaves the steps saved before intact (Orbax
+deletes old steps only after a new one is complete); `disk_full_message` says which step failed, which
+one is kept and how much space to free. A save is refused before it starts when the disk has less
+free space than the newest step takes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import re
+import shutil
 import sys
 import zlib
 from typing import Any
@@ -85,6 +95,9 @@ class Checkpoints:
         cleanup_tmp_directories=True)
     self._mngr = ocp.CheckpointManager(self.directory, options=options, item_names=('state', 'config'))
     self._saved: set[int] = set()  # steps this object wrote: only those get SIZES_FILE (reads write nothing)
+    self._pending: int | None = None  # the step being saved in the background
+    self._state_bytes = 0  # the size of the last state given to save (in memory)
+    self.failed_step: int | None = None  # the step whose save raised (see `disk_full_message`)
 
   def latest_step(self) -> int | None:
     return self._mngr.latest_step()
@@ -93,11 +106,61 @@ class Checkpoints:
     return list(self._mngr.all_steps())
 
   def save(self, step: int, state: Any, config) -> None:
-    self._mngr.wait_until_finished()  # Orbax waits here anyway; the finished step gets its sizes
-    self._record_sizes()
+    """Starts saving `step` (in the background; the previous save is finished first).
+
+    Refused with OSError(ENOSPC) before Orbax starts when the disk has less free space than the newest
+    saved step takes (a save that fails midway makes Orbax's threads print pages of tracebacks); a
+    failed save names its step in `failed_step`. The steps saved before stay intact either way.
+    """
+    self.wait()  # Orbax waits here anyway; the finished step gets its sizes
+    self._state_bytes = sum(int(getattr(x, 'nbytes', 0)) for x in jax.tree.leaves(state))
+    kept = self.finished_steps()
+    need = self.step_bytes(kept[-1]) if kept else 0
+    free = shutil.disk_usage(self.directory).free
+    if need > free:
+      self.failed_step = step
+      raise OSError(errno.ENOSPC, f'{os.strerror(errno.ENOSPC)} ({_size(free)} free, a checkpoint step takes '
+                    f'{_size(need)})')
     self._saved.add(step)
-    self._mngr.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config_to_dict(config))), force=True)
+    self._pending = step
+    try:
+      self._mngr.save(step, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config_to_dict(config))), force=True)
+    except Exception:
+      self.failed_step = step
+      raise
+
+  def finished_steps(self) -> list[int]:
+    """The steps on disk whose save completed (Orbax renames a step's folder to its number when done)."""
+    try:
+      return sorted(int(n) for n in os.listdir(self.directory)
+                    if n.isdigit() and os.path.isdir(os.path.join(self.directory, n)))
+    except OSError:
+      return []
+
+  def step_bytes(self, step: int) -> int:
+    """The bytes the files of a saved step take."""
+    return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(self._step_dir(step))
+               for f in files)
+
+  def disk_full_message(self, reason: str, step: int) -> str:
+    """One sentence for a full disk met at training step `step`: what failed, what is kept, what to free."""
+    kept = self.finished_steps()
+    failed = self.failed_step if self.failed_step is not None else self._pending
+    if failed is not None and failed in kept:
+      failed = None
+    need = self.step_bytes(kept[-1]) if kept else self._state_bytes
+    try:
+      free = f'{_size(shutil.disk_usage(self.directory).free)} free now'
+    except OSError:
+      free = 'free space unknown'
+    what = (f'checkpoint step {failed} could not be written' if failed is not None else
+            f'writing the logs or pictures of step {step} failed')
+    saved = (f'step {kept[-1]}, the newest checkpoint in {self.directory}, is saved and intact' if kept else
+             f'no checkpoint was saved in {self.directory} yet')
+    again = f'resume from step {kept[-1]}' if kept else 'start again'
+    return (f'the disk is full ({reason}): {what}; {saved}; free at least {_size(need)} on that disk '
+            f'({free}) and run the same command again to {again}.')
 
   def _step_dir(self, step: int) -> str:
     return os.path.join(self.directory, str(step))
@@ -126,14 +189,9 @@ class Checkpoints:
     Records written before the checksums (a bare size) are checked for size only.
     """
     d = self._step_dir(step)
-    try:
-      with open(os.path.join(d, SIZES_FILE)) as f:
-        sizes = json.load(f)
-    except (OSError, ValueError):
-      return None  # no record (an older or read-only run): Orbax's own checks decide
-    for rel, saved in sizes.items():
+    sizes = self._read_sizes(step)
+    for rel, (size, crc) in (sizes or {}).items():
       path = os.path.join(d, rel)
-      size, crc = (saved, None) if isinstance(saved, int) else (saved['bytes'], saved['crc32'])
       if not os.path.exists(path):
         return path, _FileChanged(f'missing; it had {size} bytes when saved')
       if os.path.getsize(path) != size:
@@ -142,6 +200,35 @@ class Checkpoints:
       if now != crc:
         return path, _FileChanged(f'its contents changed since it was saved (CRC-32 {now:08x}, was {crc:08x})')
     return None
+
+  def _read_sizes(self, step: int) -> dict[str, tuple[int, int | None]] | None:
+    """{file: (bytes, CRC-32 or None)} of a step's SIZES_FILE; None when it has none (an older or read-only
+    run) or when the record itself is damaged (cut short, not JSON, not a record of files): the step is
+    then unverified, and Orbax's own checks decide, as for a step without a record. No warning: the
+    state restored is the one saved whenever Orbax reads it without an error (what
+    tests/test_damaged_checkpoints.py asserts for every file of a step, this one included)."""
+    path = os.path.join(self._step_dir(step), SIZES_FILE)
+    if not os.path.exists(path):
+      return None
+    try:
+      with open(path, encoding='utf-8') as f:
+        raw = json.load(f)
+      if not isinstance(raw, dict):
+        raise ValueError(f'a JSON {type(raw).__name__}, not a record of files')
+      sizes = {}
+      for rel, saved in raw.items():
+        if os.path.isabs(rel) or '..' in rel.split('/') or not rel.strip():
+          raise ValueError(f'{rel!r} is not a file of the step')
+        if isinstance(saved, dict):
+          size, crc = saved.get('bytes'), saved.get('crc32')
+        else:
+          size, crc = saved, None  # records written before the checksums: a bare size
+        if not (_count(size) and (_count(crc) if isinstance(saved, dict) else True)):
+          raise ValueError(f'{rel!r} has no valid size and checksum')
+        sizes[rel] = (size, crc)
+      return sizes
+    except (OSError, ValueError):
+      return None
 
   def _culprit(self, step: int, error: BaseException, default: str = '') -> str:
     """The file of a step Orbax failed to read (sizes as recorded): an empty one, or one the error names."""
@@ -167,10 +254,33 @@ class Checkpoints:
     return dest
 
   def saved_config(self, step: int | None = None) -> dict | None:
-    step = self.latest_step() if step is None else step
-    if step is None:
+    """The config saved with `step` (Orbax's errors if it is damaged), or by default with the newest step
+    whose config file is intact: a damaged one is named on stderr and the next older step is used, and
+    none intact is a UserError naming the files. None when there is no checkpoint."""
+    if step is not None:
+      return self._mngr.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore())).config
+    damaged = []
+    for s in sorted(self.all_steps(), reverse=True):
+      path = os.path.join(self._step_dir(s), 'config', 'metadata')
+      changed = self._changed(s)
+      if changed is None:
+        try:
+          saved = self.saved_config(s)
+          if not isinstance(saved, dict):
+            raise ValueError(f'a JSON {type(saved).__name__}, not a config')
+        except Exception as e:  # noqa: BLE001 - Orbax, JSON and TensorStore all raise their own types
+          changed = (path, e)
+      if changed is None:
+        for bad, where, e in damaged:
+          print(f'warning: checkpoint step {bad} in {self.directory} is damaged ({where}: {_reason(e)}); using '
+                f'the config saved with step {s}, the newest intact one.', file=sys.stderr, flush=True)
+        return saved
+      damaged.append((s, *changed))
+    if not damaged:
       return None
-    return self._mngr.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore())).config
+    listed = '; '.join(f'step {s}: {path} ({_reason(e)})' for s, path, e in damaged)
+    raise UserError(f'no intact config is saved with the checkpoints in {self.directory} ({listed}); pass the '
+                    'config explicitly (the config file the run was trained with).')
 
   def restore(self, target: Any, config=None, step: int | None = None,
               set_aside_damaged: bool = False) -> tuple[Any, int] | tuple[None, None]:
@@ -217,18 +327,30 @@ class Checkpoints:
                     'files from a backup, or move the folder away to train this phase again.')
 
   def wait(self) -> None:
-    self._mngr.wait_until_finished()
+    """Waits for the background save; an error it met is raised here (its step in `failed_step`)."""
+    try:
+      self._mngr.wait_until_finished()
+    except Exception:
+      self.failed_step = self._pending
+      raise
+    self._pending = None
     self._record_sizes()
 
   def close(self) -> None:
-    self.wait()
-    self._mngr.close()
+    try:
+      self.wait()
+    finally:
+      self._mngr.close()
 
   def __enter__(self):
     return self
 
-  def __exit__(self, *exc):
-    self.close()
+  def __exit__(self, exc_type, exc, tb):
+    if exc_type is None:
+      self.close()
+      return
+    with contextlib.suppress(Exception):  # an error is on its way already: it says what went wrong
+      self.close()
 
 
 class _FileChanged(Exception):
@@ -241,6 +363,21 @@ def _crc32(path: str) -> int:
     for chunk in iter(lambda: f.read(1 << 20), b''):
       crc = zlib.crc32(chunk, crc)
   return crc
+
+
+def _size(n: float) -> str:
+  """'340 bytes', '1.2 MB', ... (powers of 1000, as `df -H`)."""
+  if n < 1000:
+    return f'{n:.0f} bytes'
+  for unit in ('KB', 'MB', 'GB', 'TB'):
+    n /= 1000
+    if n < 1000 or unit == 'TB':
+      return f'{n:.1f} {unit}'
+
+
+def _count(x) -> bool:
+  """A non-negative integer (bool excluded), as a size or a CRC-32 in SIZES_FILE."""
+  return isinstance(x, int) and not isinstance(x, bool) and x >= 0
 
 
 def _record(path: str) -> dict:

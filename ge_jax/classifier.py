@@ -76,11 +76,54 @@ def apply(params, x: np.ndarray, batch_size: int = 500) -> tuple[np.ndarray, np.
 
 
 def load_or_train(workdir: str, dataset, *, steps: int = 1500, seed: int = 0) -> Any:
-  """The classifier cached in <workdir>/classifier/params.msgpack, trained on the train split if absent."""
+  """The classifier cached in <workdir>/classifier/params.msgpack, trained on the train split if absent.
+
+  A cached file that does not read back as a classifier of these images (truncated, garbage, other
+  shapes, NaN weights) is moved aside to `params.msgpack.damaged` (kept, never deleted) and the
+  classifier trained again after a one-line note: it is a cache of a seeded function of the train
+  split, so training it again gives the same network, and the scores stay comparable.
+  """
   path = os.path.join(workdir, 'classifier', 'params.msgpack')
   if os.path.exists(path):
-    with open(path, 'rb') as f:
-      return serialization.msgpack_restore(f.read())
+    problem = None
+    try:
+      with open(path, 'rb') as f:
+        params = serialization.msgpack_restore(f.read())
+      problem = _not_a_classifier(params, dataset)
+    except Exception as e:  # noqa: BLE001 - msgpack raises its own types (ExtraData, ValueError, ...)
+      problem = f'{type(e).__name__}: {" ".join(str(e).split())[:80]}'
+    if problem is None:
+      return params
+    aside = _set_aside(path)
+    print(f'note: {path} is not a readable classifier ({problem}); training it again on the train split '
+          f'(the old file is kept as {aside}).', flush=True)
   params = train_classifier(dataset.train, dataset.train_labels, steps=steps, seed=seed)
   fileio.write_bytes(path, serialization.msgpack_serialize(jax.tree.map(np.asarray, params)))
   return params
+
+
+def _not_a_classifier(params, dataset) -> str | None:
+  """Why `params` (read from a file) are not a Classifier's for `dataset`'s images, or None."""
+  if not isinstance(params, dict) or 'Dense_1' not in params or 'bias' not in params.get('Dense_1', {}):
+    return 'not the parameters of the classifier'
+  k = np.shape(params['Dense_1']['bias'])
+  if len(k) != 1 or k[0] < 2:
+    return 'not the parameters of the classifier'
+  if dataset is not None and len(dataset.train):
+    shape = (1,) + tuple(dataset.train.shape[1:])
+    want = jax.eval_shape(lambda: Classifier(num_classes=k[0]).init(jax.random.key(0), jnp.zeros(shape))['params'])
+    if jax.tree.structure(want) != jax.tree.structure(params):
+      return 'not the parameters of the classifier'
+    if any(np.shape(a) != w.shape for a, w in zip(jax.tree.leaves(params), jax.tree.leaves(want))):
+      return f'parameters of other shapes than a classifier of {shape[1:]} images has'
+  if not all(np.all(np.isfinite(np.asarray(a, np.float64))) for a in jax.tree.leaves(params)):
+    return 'its weights hold NaN or Inf values'
+  return None
+
+
+def _set_aside(path: str) -> str:
+  dest, k = path + '.damaged', 1
+  while os.path.exists(dest):
+    dest, k = f'{path}.damaged.{k}', k + 1
+  os.replace(path, dest)
+  return dest

@@ -3,13 +3,22 @@
 Every writer goes through `atomic_path`: write to a temporary sibling, then `os.replace`, which is
 atomic on POSIX filesystems. The temporary name keeps the extension, so writers that pick a format
 from it (PIL, numpy) still work.
+
+A full disk: `disk_full` recognises it in any library's error (an OSError, or TensorStore's words for
+it inside Orbax's), and `QuietBackgroundDiskFull` keeps the libraries' background threads from printing
+pages of tracebacks about it, so that the one error of the main thread says it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import logging
 import os
+import re
+import sys
+import threading
 from typing import Any, Iterator
 
 import numpy as np
@@ -32,7 +41,7 @@ def atomic_path(path: str) -> Iterator[str]:
 
 
 def write_text(path: str, text: str) -> str:
-  with atomic_path(path) as tmp, open(tmp, 'w') as f:
+  with atomic_path(path) as tmp, open(tmp, 'w', encoding='utf-8') as f:
     f.write(text)
   return path
 
@@ -52,3 +61,86 @@ def save_npz(path: str, **arrays) -> str:
   with atomic_path(path) as tmp:
     np.savez_compressed(tmp, **arrays)
   return path
+
+
+# errno values of a full disk or quota, and TensorStore's words for them (its errors are ValueErrors).
+_DISK_FULL = {errno.ENOSPC: os.strerror(errno.ENOSPC), errno.EDQUOT: os.strerror(errno.EDQUOT)}
+_DISK_FULL_TEXT = re.compile(r"No space left on device|Disk quota exceeded|os_error_code='(28|122)'")
+
+
+def disk_full(e: BaseException | None) -> str | None:
+  """The system's words for it ('No space left on device') when `e`, or an error it carries (its cause,
+  context or arguments), is a full disk or quota; else None."""
+  stack, seen = [e], set()
+  while stack:
+    x = stack.pop()
+    if x is None or id(x) in seen:
+      continue
+    seen.add(id(x))
+    if isinstance(x, OSError) and x.errno in _DISK_FULL:
+      return _DISK_FULL[x.errno]
+    m = _DISK_FULL_TEXT.search(str(x))
+    if m:
+      return _DISK_FULL[errno.EDQUOT] if 'quota' in m.group(0) or '122' in m.group(0) else _DISK_FULL[errno.ENOSPC]
+    stack += [x.__cause__, x.__context__, *(a for a in getattr(x, 'args', ()) if isinstance(a, BaseException))]
+  return None
+
+
+class QuietBackgroundDiskFull(contextlib.AbstractContextManager):
+  """While active, a full disk met in a background thread is kept, not printed.
+
+  Orbax saves in background threads: on a full disk they print the error with its traceback (thread
+  exceptions, absl ERROR records), and TensorStore's pending writes then print tracebacks of a closed
+  event loop, hundreds of lines in all before the main thread gets the error. Here those are
+  silenced (only these: other errors print as usual), and `check()` raises a full disk met by a thread
+  whose error never reaches the main thread otherwise (TensorBoard's event writer).
+  """
+
+  def __init__(self):
+    self.error: BaseException | None = None  # for `check`
+    self.seen = False  # a full disk was met: Orbax's records that follow are its consequences
+
+  def _hide(self, e) -> bool:
+    if disk_full(e):
+      self.error, self.seen = self.error or e, True
+      return True
+    return False
+
+  def __enter__(self):
+    self._thread_hook, self._unraisable_hook = threading.excepthook, sys.unraisablehook
+
+    def thread_hook(args):
+      if not self._hide(args.exc_value):
+        self._thread_hook(args)
+
+    def unraisable_hook(u):
+      loop_closed = isinstance(u.exc_value, RuntimeError) and 'Event loop is closed' in str(u.exc_value)
+      if not (loop_closed or self._hide(u.exc_value)):
+        self._unraisable_hook(u)
+
+    threading.excepthook, sys.unraisablehook = thread_hook, unraisable_hook
+    self._logger = logging.getLogger('absl')
+    self._logger.addFilter(self._filter)
+    return self
+
+  def _filter(self, record: logging.LogRecord) -> bool:
+    """Orbax's records of a full disk, and its warnings and errors after one, are dropped."""
+    if record.levelno < logging.WARNING or 'orbax' not in (record.pathname or ''):
+      return True
+    if record.exc_info and self._hide(record.exc_info[1]):
+      return False
+    if _DISK_FULL_TEXT.search(record.getMessage()):
+      self._hide(OSError(errno.ENOSPC, _DISK_FULL[errno.ENOSPC]))
+      return False
+    return not self.seen
+
+  def check(self) -> None:
+    """Raises the full disk a background thread met (once)."""
+    if self.error is not None:
+      e, self.error = self.error, None
+      raise OSError(errno.ENOSPC, disk_full(e) or _DISK_FULL[errno.ENOSPC]) from e
+
+  def __exit__(self, *exc):
+    threading.excepthook, sys.unraisablehook = self._thread_hook, self._unraisable_hook
+    self._logger.removeFilter(self._filter)
+    return False

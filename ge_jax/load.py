@@ -9,7 +9,7 @@ import os
 
 import jax
 
-from ge_jax import checkpoint, pairing, parallel
+from ge_jax import checkpoint, pairing, parallel, split_record
 from ge_jax.errors import UserError
 from ge_jax.models import Nets
 from ge_jax.train_state import init_ae_state, init_gan_state
@@ -51,6 +51,19 @@ def load_trained(config, workdir: str, mesh=None) -> dict:
     steps[phase] = step
   pairing.check(workdir, steps['gan'], out['generator'])
   return out
+
+
+def check_split(config, workdir: str, dataset=None, allow_other: bool = False) -> None:
+  """UserError when `config` (and `dataset`, its loaded data, when given) forms another train / val / test
+  split than the one the workdir's networks were trained on (`<workdir>/split.json`, `ge_jax.split_record`).
+
+  With another split, images the networks were trained or validated on could be scored as held-out test
+  images. Given `dataset`, its val and test images decide (counts and fingerprints; a moved data folder
+  passes); without it, the recorded data settings must be those of `config`. `allow_other=True` (the CLIs'
+  `--other_split`) asks for another split explicitly: no check. A workdir without a record (made before
+  it) is not checked; a damaged record is a UserError.
+  """
+  split_record.check(config, workdir, dataset, allow_other)
 
 
 def config_file(path: str):

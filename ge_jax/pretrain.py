@@ -22,7 +22,8 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from ge_jax import batching, checkpoint, data as data_lib, fileio, interrupts, metrics, pairing, parallel, viz
+from ge_jax import (batching, checkpoint, data as data_lib, fileio, interrupts, metrics, pairing, parallel,
+                    split_record, viz)
 from ge_jax.errors import Interrupted, UserError
 from ge_jax.load import load_trained  # noqa: F401  (kept for callers of pretrain.load_trained)
 from ge_jax.models import Nets
@@ -255,7 +256,8 @@ def tensorboard(directory: str):
 
 
 class JsonlLog:
-  """Append-only loss log; on resume, drops lines past the restored step (they will be redone).
+  """Append-only loss log; on resume, drops lines past the restored step (they will be redone) and lines
+  that are not records (cut short by a crash, or not text: a note says so).
 
   Every record's numbers also go to TensorBoard (`<phase>/tensorboard/` beside the log).
   Only the primary process (process 0) touches the files; on the others it is a no-op.
@@ -265,8 +267,19 @@ class JsonlLog:
     self.path = path
     self.enabled = parallel.is_primary()
     if self.enabled and os.path.exists(path):
-      with open(path) as f:
-        keep = [l for l in f if l.strip() and _safe_step(l) is not None and _safe_step(l) <= resume_step]
+      keep, not_text = [], 0
+      with open(path, 'rb') as f:
+        for raw in f:
+          try:
+            line = raw.decode('utf-8')
+          except UnicodeDecodeError:
+            not_text += 1
+            continue
+          step = _safe_step(line) if line.strip() else None
+          if step is not None and step <= resume_step:
+            keep.append(line if line.endswith('\n') else line + '\n')
+      if not_text:
+        print(f'note: dropped {not_text} line(s) of {path} that are not UTF-8 text (not a loss record).')
       fileio.write_text(path, ''.join(keep))
 
   def write(self, record: dict) -> None:
@@ -294,8 +307,8 @@ def _picture(phase_dir: str, name: str, step: int, images: np.ndarray, ncol: int
 def _safe_step(line: str):
   try:
     return int(json.loads(line)['step'])
-  except (ValueError, KeyError, TypeError):
-    return None  # a line cut short by a crash
+  except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
+    return None  # a line cut short by a crash, or not a record of ours
 
 
 @jax.jit
@@ -343,60 +356,69 @@ def _run_phase(*, name: str, phase_cfg, config, workdir: str, state: dict, step_
   state = jax.device_put(state, repl)
   # A first Ctrl-C is acted on between steps (a step donates its input state, so one cut short
   # leaves nothing to save): the last completed step is saved, then Interrupted is raised.
-  with interrupts.deferred(), checkpoint.Checkpoints(
-      os.path.join(phase_dir, 'checkpoints'), keep=int(phase_cfg.keep),
-      shape_keys=checkpoint.PHASE_SHAPE_KEYS[name] + checkpoint.OPTIMIZER_KEYS[name]) as ckpts:
-    restored, start = ckpts.restore(state, config, set_aside_damaged=True)
-    if restored is not None:
-      state = restored
-      if start >= total:
-        print(f'[{name}] already trained ({start}/{total} steps in {ckpts.directory}); skipping.')
-        if interrupts.requested():
-          raise Interrupted(f'[{name}] is trained ({ckpts.directory}); nothing else was started.')
-        return state
-      print(f'[{name}] resuming from step {start} of {total}.')
-    else:
-      start = 0
-    log = JsonlLog(os.path.join(phase_dir, 'log.jsonl'), start)
-    diverged = functools.partial(_divergence, name=name, phase_cfg=phase_cfg, ckpts=ckpts)
-    t_last, step_last, logs = time.time(), start, {}
-    bar = tqdm(total=total, initial=start, desc=name, disable=not (progress and parallel.is_primary()),
-               dynamic_ncols=True, mininterval=1.0)
-    try:
-      for step in range(start, total):
-        if interrupts.requested():
-          break
-        state, logs = step_fn(state, batch_fn(step))
-        done = step + 1
-        is_log, is_ckpt = done % phase_cfg.log_every == 0 or done == total, done % phase_cfg.ckpt_every == 0
-        if is_log or is_ckpt:  # checked before anything is logged or saved: no diverged state is kept
-          logs = {k: float(v) for k, v in jax.device_get(logs).items()}
-          problem = diverged(state, logs, done)
+  # A full disk (any write: a checkpoint, the log, a picture) stops the phase with one sentence.
+  ckpts, done = None, 0
+  try:
+    with fileio.QuietBackgroundDiskFull() as background, interrupts.deferred(), checkpoint.Checkpoints(
+        os.path.join(phase_dir, 'checkpoints'), keep=int(phase_cfg.keep),
+        shape_keys=checkpoint.PHASE_SHAPE_KEYS[name] + checkpoint.OPTIMIZER_KEYS[name]) as ckpts:
+      restored, start = ckpts.restore(state, config, set_aside_damaged=True)
+      if restored is not None:
+        state = restored
+        if start >= total:
+          print(f'[{name}] already trained ({start}/{total} steps in {ckpts.directory}); skipping.')
+          if interrupts.requested():
+            raise Interrupted(f'[{name}] is trained ({ckpts.directory}); nothing else was started.')
+          return state
+        print(f'[{name}] resuming from step {start} of {total}.')
+      else:
+        start = 0
+      log = JsonlLog(os.path.join(phase_dir, 'log.jsonl'), start)
+      diverged = functools.partial(_divergence, name=name, phase_cfg=phase_cfg, ckpts=ckpts)
+      t_last, step_last, logs = time.time(), start, {}
+      bar = tqdm(total=total, initial=start, desc=name, disable=not (progress and parallel.is_primary()),
+                 dynamic_ncols=True, mininterval=1.0)
+      try:
+        for step in range(start, total):
+          if interrupts.requested():
+            break
+          state, logs = step_fn(state, batch_fn(step))
+          done = step + 1
+          is_log, is_ckpt = done % phase_cfg.log_every == 0 or done == total, done % phase_cfg.ckpt_every == 0
+          if is_log or is_ckpt:  # checked before anything is logged or saved: no diverged state is kept
+            background.check()  # a full disk met by a writer's thread (a checkpoint's, TensorBoard's)
+            logs = {k: float(v) for k, v in jax.device_get(logs).items()}
+            problem = diverged(state, logs, done)
+            if problem:
+              raise UserError(problem)
+          if is_log:
+            now = time.time()
+            rate = (done - step_last) / max(now - t_last, 1e-9)
+            t_last, step_last = now, done
+            log.write(dict(step=done, steps_per_s=round(rate, 3), **logs))
+            bar.set_postfix({k: f'{v:.3g}' for k, v in logs.items()} | {'it/s': f'{rate:.1f}'}, refresh=False)
+          if is_ckpt or done == total:
+            ckpts.save(done, state, config)
+          if done % phase_cfg.sample_every == 0 or done == total:
+            on_picture(state, done)
+          bar.update(1)
+      finally:
+        bar.close()
+      if interrupts.requested():
+        done = int(state['step'])
+        if done > (ckpts.latest_step() or 0):
+          problem = diverged(state, {k: float(v) for k, v in jax.device_get(logs).items()}, done)
           if problem:
             raise UserError(problem)
-        if is_log:
-          now = time.time()
-          rate = (done - step_last) / max(now - t_last, 1e-9)
-          t_last, step_last = now, done
-          log.write(dict(step=done, steps_per_s=round(rate, 3), **logs))
-          bar.set_postfix({k: f'{v:.3g}' for k, v in logs.items()} | {'it/s': f'{rate:.1f}'}, refresh=False)
-        if is_ckpt or done == total:
           ckpts.save(done, state, config)
-        if done % phase_cfg.sample_every == 0 or done == total:
-          on_picture(state, done)
-        bar.update(1)
-    finally:
-      bar.close()
-    if interrupts.requested():
-      done = int(state['step'])
-      if done > (ckpts.latest_step() or 0):
-        problem = diverged(state, {k: float(v) for k, v in jax.device_get(logs).items()}, done)
-        if problem:
-          raise UserError(problem)
-        ckpts.save(done, state, config)
-      ckpts.wait()
-      raise Interrupted(f'[{name}] step {done} of {total} is saved in {ckpts.directory}; '
-                        'the same command resumes from there.')
+        ckpts.wait()
+        raise Interrupted(f'[{name}] step {done} of {total} is saved in {ckpts.directory}; '
+                          'the same command resumes from there.')
+  except Exception as e:  # noqa: BLE001 - a full disk arrives as any library's error (Orbax's: ValueError)
+    reason = fileio.disk_full(e)
+    if reason is None or ckpts is None:
+      raise
+    raise UserError(f'[{name}] {ckpts.disk_full_message(reason, done)}') from None
   return state
 
 
@@ -408,9 +430,12 @@ def train_gan(config, workdir: str, dataset: data_lib.Dataset, *, mesh=None, pro
   """Trains (or resumes, or skips when done) the GAN phase. Returns its final state.
 
   Refused before any work when it would train G further in a workdir that holds a trained AE
-  (`pairing.check_before_gan`): that AE would no longer belong to the new G.
+  (`pairing.check_before_gan`): that AE would no longer belong to the new G; and when the workdir's
+  networks were trained on another split of the data (`split_record.check_or_record`, which records
+  the split when the phase starts from scratch).
   """
   pairing.check_before_gan(workdir, int(config.gan.steps))
+  split_record.check_or_record(config, workdir, dataset, 'gan')
   nets = Nets(config)
   mesh = mesh or parallel.make_mesh()
   _check_batch(config.gan.batch_size, mesh, 'config.gan.batch_size')
@@ -440,8 +465,10 @@ def train_ae(config, workdir: str, dataset: data_lib.Dataset, g_params, *, gan_s
   at GAN step `gan_step`).
 
   A fresh AE records that G in `<workdir>/ae/generator.json`; an AE already (partly) trained on
-  another G is refused before any work (`pairing.check_or_record`).
+  another G is refused before any work (`pairing.check_or_record`), and so is a workdir whose networks
+  were trained on another split of the data (`split_record.check_or_record`).
   """
+  split_record.check_or_record(config, workdir, dataset, 'ae')
   pairing.check_or_record(workdir, gan_step, g_params)
   nets = Nets(config)
   mesh = mesh or parallel.make_mesh()
