@@ -23,7 +23,8 @@ import numpy as np  # noqa: E402
 from absl import flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from ge_jax import api, cli, data, data_files, experiment, methods, operators, parallel, perception, user_input  # noqa: E402
+from ge_jax import api, cli, data, data_files, experiment, load, methods, operators, parallel, perception  # noqa: E402
+from ge_jax import user_input  # noqa: E402
 from ge_jax.errors import UserError  # noqa: E402
 from ge_jax.methods import METHODS  # noqa: E402
 
@@ -38,6 +39,8 @@ _N = flags.DEFINE_integer('n', None, 'Number of test images (default config.solv
 _INPUT = flags.DEFINE_string('input', None, '.npz with `corrupted` (and optionally `clean`), or an image folder.')
 _METHODS = flags.DEFINE_list('methods', list(METHODS), 'Methods to run (ge_jax/methods.py).')
 _OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace results already in --outdir.')
+_OTHER_SPLIT = flags.DEFINE_bool('other_split', False, 'Score test images of a split other than the one the '
+                                 'networks were trained with (they may have seen some of them).')
 _PROGRESS = flags.DEFINE_bool('progress', True, 'Show progress bars.')
 _MULTIHOST = flags.DEFINE_bool('multihost', None, 'Join a multi-host run (jax.distributed.initialize); run the '
                                'same command on every host. Default: on when JAX_COORDINATOR_ADDRESS or '
@@ -90,6 +93,8 @@ def main(argv):
       raise UserError(f'--{flag} and --{key} both given; --{flag} wins, so --{key} has no effect (give one).')
   if _BATCH.value and flags.FLAGS['index'].present:
     raise UserError('--index picks the one image solved without --batch; with --batch it has no effect (leave it out).')
+  if _INPUT.value is not None and _OTHER_SPLIT.value:
+    raise UserError('--other_split is about the test split; with --input your own images are restored (leave it out).')
   if _INPUT.value is not None and _N.value is not None:
     raise UserError('--n picks test images; with --input every image of the input is solved (leave --n out).')
   if not _BATCH.value and _N.value is not None:
@@ -118,6 +123,7 @@ def main(argv):
     clean, corrupted = user_input.load(_INPUT.value, config, task, workdir)
   else:
     ds = data.load(config.data)
+    load.check_split(config, workdir, ds, allow_other=_OTHER_SPLIT.value)  # held-out images that are held out
     n = _N.value if _N.value is not None else config.solve.n_images
     if n < 1 or n > len(ds.test):
       raise UserError(f'--n={n} but the test split has {len(ds.test)} images; pick 1..{len(ds.test)}.')

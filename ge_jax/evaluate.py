@@ -32,6 +32,8 @@ flags.DEFINE_bool('overwrite', False, 'Replace results already in --outdir.')
 flags.DEFINE_bool('update', False, 'Re-run only --tasks and replace their rows in --outdir\'s results '
                   '(after a change of their settings); the other tasks, the sweep and the shift suite stay.')
 flags.DEFINE_bool('progress', False, 'Show the solver progress bars.')
+flags.DEFINE_bool('other_split', False, 'Evaluate on a split other than the one the networks were trained with '
+                  '(they may have seen some of its images).')
 
 
 @cli.exit_on_user_error
@@ -52,7 +54,8 @@ def main(argv):
       raise UserError('--update keeps the other tasks and --overwrite replaces them all; pick one.')
     before = cli.files_under(outdir) if os.path.isdir(outdir) else set()
     r = evaluation.update(config, workdir, outdir, tasks=f.tasks, n=f.n, split=f.split, methods=f.methods,
-                          figures=f.figures, progress=f.progress, command=command, note=config.get('note', ''))
+                          figures=f.figures, progress=f.progress, command=command, note=config.get('note', ''),
+                          other_split=f.other_split)
     cli.record_outputs(outdir, cli.files_under(outdir) - before)  # written in place: theirs to replace later
     print(open(os.path.join(outdir, 'results.md')).read())
     print(f'updated {", ".join(f.tasks)} in {outdir}/results.md, results.json ({r["updates"][-1]["wall_seconds"]:.0f} s)')
@@ -61,7 +64,8 @@ def main(argv):
   with cli.output_folder(outdir, f.overwrite, 'results.json', carry=evaluation.CARRIED, known=evaluation.OUTPUTS,
                          keep_as=(('NOTE.md', 'NOTE.previous.md'),)) as stage:  # replaced, the user's files kept
     r = evaluation.evaluate(config, workdir, stage, split=f.split, n=f.n, tasks=f.tasks, methods=f.methods,
-                            figures=f.figures, progress=f.progress, command=command, note=config.get('note', ''))
+                            figures=f.figures, progress=f.progress, command=command, note=config.get('note', ''),
+                          other_split=f.other_split)
   print(open(os.path.join(outdir, 'results.md')).read())
   print(f'wrote {outdir}/results.md, results.json ({r["wall_seconds"]:.0f} s)')
 

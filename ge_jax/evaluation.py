@@ -45,7 +45,7 @@ import time
 import jax
 import numpy as np
 
-from ge_jax import api, batching, data, experiment, fileio, metrics, operators, perception, report, shift, solver
+from ge_jax import api, batching, data, experiment, fileio, load, metrics, operators, perception, report, shift, solver
 from ge_jax import methods as method_table
 from ge_jax import tasks as task_table
 from ge_jax.errors import UserError
@@ -284,7 +284,7 @@ def shift_suite(model, clean: np.ndarray, labels, task_names, methods, extractor
 
 def evaluate(config, workdir: str, outdir: str, *, split: str = 'test', n: int | None = None,
              tasks: list[str] | None = None, methods=METHODS, figures: bool = True,
-             progress: bool = False, command: str = '', note: str = '') -> dict:
+             progress: bool = False, command: str = '', note: str = '', other_split: bool = False) -> dict:
   """Runs the evaluation and writes results.md / results.json (+ figures) to `outdir`.
 
   The solver budget is config.solve; the convergence curves and the lambda sweep follow
@@ -296,6 +296,7 @@ def evaluate(config, workdir: str, outdir: str, *, split: str = 'test', n: int |
   for name in tasks:
     task_table.get(name)  # validate names early
   ds = data.load(config.data)
+  load.check_split(config, workdir, ds, allow_other=other_split)  # held-out images that are held out
   images = ds.test if split == 'test' else ds.val
   n = len(images) if n is None else n
   if not 1 <= n <= len(images):

@@ -147,6 +147,8 @@ SOLVE = [
     ('--input={S}/blank', 'constant'),
     ('--config.data.source=builtin --config.data.tfds_data_dir={S}/tfds', 'no effect'),
     ('--config.data.crop=random', 'no effect'),
+    ('--config.data.test_size=50', 'data.test_size'),                     # not the split trained with
+    ('--input={S}/ok.npz --other_split', '--other_split'),
     ('--config={S}/syntax_config.py', "syntax_config.py' does not load: line 3"),
     ('--config={S}/wrongtype_config.py', "wrongtype_config.py' does not load: line 5 raises TypeError"),
     ('--config={S}/dict_config.py', "dict_config.py' does not load: its get_config() (line 1) returned dict"),
@@ -172,6 +174,7 @@ EVALUATE = [
     ('--workdir={S}/none', 'train first'),
     ('--update --overwrite', 'pick one'),
     ('--update', 'no results.json to update'),
+    ('--config.data.val_size=50', 'data.val_size'),                      # not the split trained with
     ('--methods=ae,foo', 'unknown --methods foo'),
     ('--config.eval.shift_methods=ge_smaple', "config.eval.shift_methods names an unknown method 'ge_smaple'"),
     ("--config.eval.shift_tasks=('denoise-0.3','nope') --config.eval.shift_n=2",
@@ -180,7 +183,7 @@ EVALUATE = [
     ("--config.eval.shift_tasks=('denoise-0.3',) --config.eval.shift_n=2 --config.eval.shift_methods=('gan',) "
      '--methods=ae',
      'config.eval.shift_methods (gan) names none of the methods this run runs'),
-    ('--figures --config.data.val_size=1', "config.eval.sweep_task='denoise-0.3' runs the lambda sweep"),
+    ('--figures --config.data.val_size=1 --other_split', "config.eval.sweep_task='denoise-0.3' runs the lambda sweep"),
     ('--config.eval.sweep_lams=(0.1,-1.0)', 'sweep_lams has -1'),
     ('--config={S}/syntax_config.py', "syntax_config.py' does not load: line 3"),
     ('--config={S}/wrongtype_config.py', "wrongtype_config.py' does not load: line 5 raises TypeError"),

@@ -31,6 +31,10 @@ def test_batch_denoise_writes_all_outputs(tiny_workdir, tmp_path):
   with np.load(out / 'reconstructions.npz') as f:
     assert {'clean', 'corrupted', 'ae', 'gan', 'ge', 'csgm'} <= set(f.files)
     assert f['ge'].shape == (16, 28, 28, 1)
+    assert f['ge_pix_posterior_std'].shape == (16, 28, 28, 1) and 'ge_posterior_std' not in f.files
+  u = m['methods']['ge_pix']['uncertainty']  # the chains' own spread, scored against the clean images
+  assert len(u['per_image']) == 16 and len(u['flagged']) == 2 and 0 <= u['coverage_90'] <= 1
+  assert 'least to trust' in proc.stdout
   assert os.path.getsize(out / 'grid.png') > 0
   assert 'ge' in proc.stdout and 'PSNR' in proc.stdout
   assert 'poro err' not in proc.stdout and 'porosity_error_mean' not in m['methods']['ge']  # MNIST: no rock errors
