@@ -5,9 +5,11 @@ Apart from pre-training, so solving, evaluation and the pictures never import th
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import jax
+import ml_collections
 
 from ge_jax import checkpoint, pairing, parallel, split_record
 from ge_jax.errors import UserError
@@ -68,7 +70,6 @@ def check_split(config, workdir: str, dataset=None, allow_other: bool = False) -
 
 def config_file(path: str):
   """The ConfigDict of a config file (`get_config()` of e.g. configs/rock64.py), for scripts without flags."""
-  import importlib.util
   if not os.path.isfile(path):
     raise UserError(f'config file {path} not found.')
   spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
@@ -81,7 +82,6 @@ def config_file(path: str):
 
 def saved_config(workdir: str):
   """The config a workdir was trained with (saved beside its final AE checkpoint), as a ConfigDict."""
-  import ml_collections
   ckdir = os.path.join(workdir, 'ae', 'checkpoints')
   if not os.path.isdir(ckdir):
     raise UserError(f'no AE checkpoints in {ckdir}; train first (python train.py --workdir={workdir}) '

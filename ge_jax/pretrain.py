@@ -20,9 +20,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from tensorboardX import SummaryWriter
 from tqdm.auto import tqdm
 
-from ge_jax import (batching, checkpoint, data as data_lib, fileio, interrupts, metrics, pairing, parallel,
+from ge_jax import (batching, checkpoint, data as data_lib, fileio, interrupts, metrics, operators, pairing, parallel,
                     split_record, viz)
 from ge_jax.errors import Interrupted, UserError
 from ge_jax.load import load_trained  # noqa: F401  (kept for callers of pretrain.load_trained)
@@ -129,7 +130,6 @@ AUGMENT_VARIANTS = {
 
 def augment_operators(ae_cfg, ops_cfg, image_shape) -> list:
   """The operators of config.ae.augment ('' -> none, 'all' -> every task of AUGMENT_VARIANTS)."""
-  from ge_jax import operators  # lazy: pre-training without augmentation does not need it
   spec = str(ae_cfg.get('augment', '') or '').strip()
   if not spec:
     return []
@@ -150,7 +150,6 @@ def augment_operators(ae_cfg, ops_cfg, image_shape) -> list:
 
 def _corrupt_mixed(ops: list, key: Array, x: Array) -> Array:
   """Each image of x corrupted by one operator of `ops`, picked at random per image."""
-  from ge_jax import operators
   k_pick, k_ops = jax.random.split(key)
   pick = jax.random.randint(k_pick, (x.shape[0],), 0, len(ops))
   ys = jnp.stack([operators.corrupt(op, jax.random.fold_in(k_ops, i), x)[0] for i, op in enumerate(ops)])
@@ -251,7 +250,6 @@ def tensorboard(directory: str):
 
   `tensorboard --logdir=<workdir>` then shows both phases' losses and sample pictures.
   """
-  from tensorboardX import SummaryWriter
   return SummaryWriter(directory)
 
 
