@@ -56,6 +56,21 @@ def write_json(path: str, obj: Any, indent: int = 1) -> str:
   return write_text(path, json.dumps(obj, indent=indent) + '\n')
 
 
+def read_record(path: str, key: str, what: str) -> dict | None:
+  """A small JSON record this project wrote (a dict holding `key`), or None when there is none;
+  ValueError (a short reason) when it is unreadable or not such a record."""
+  if not os.path.exists(path):
+    return None
+  try:
+    with open(path, encoding='utf-8') as f:
+      rec = json.load(f)
+  except (OSError, ValueError) as e:
+    raise ValueError(f'{type(e).__name__}: {" ".join(str(e).split())[:80]}') from None
+  if not isinstance(rec, dict) or key not in rec:
+    raise ValueError(f'not {what} of ge_jax')
+  return rec
+
+
 def save_npz(path: str, **arrays) -> str:
   """np.savez_compressed, atomically (`path` should end in .npz)."""
   with atomic_path(path) as tmp:

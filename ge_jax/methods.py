@@ -466,11 +466,6 @@ SETTING_PREFIXES = ('solve.steps', 'solve.restarts', 'solve.n_init', 'solve.prio
                     'solve.lam', 'solve.ge_sample', 'solve.ge_pix', 'solve.compress')
 
 
-def of_row(row: str) -> Method:
-  """The method that returns `row`."""
-  return _ROW_METHOD[row]
-
-
 def select(names) -> tuple[Method, ...]:
   """The methods named (UserError for an unknown name), in the table's order."""
   names = tuple(names)

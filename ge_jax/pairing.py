@@ -20,7 +20,6 @@ touches the checkpoints themselves (their format is unchanged).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sys
 
@@ -61,17 +60,14 @@ def fingerprint(params) -> str:
 def read(workdir: str) -> dict | None:
   """The record, or None when there is none (a workdir made before records) or it is unreadable (warned)."""
   path = record_path(workdir)
-  if not os.path.exists(path):
-    return None
   try:
-    with open(path, encoding='utf-8') as f:
-      rec = json.load(f)
-    if not isinstance(rec, dict) or not isinstance(rec.get('fingerprint'), str):
+    rec = fileio.read_record(path, 'fingerprint', 'a record')
+    if rec is not None and not isinstance(rec['fingerprint'], str):
       raise ValueError('not a record of ge_jax')
     return rec
-  except (OSError, ValueError) as e:
-    print(f'warning: {path} is unreadable ({type(e).__name__}: {" ".join(str(e).split())[:80]}), so which G '
-          'the AE was trained on cannot be checked.', file=sys.stderr, flush=True)
+  except ValueError as e:
+    print(f'warning: {path} is unreadable ({e}), so which G the AE was trained on cannot be checked.',
+          file=sys.stderr, flush=True)
     return None
 
 

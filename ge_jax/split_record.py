@@ -24,7 +24,6 @@ more (e.g. training stopped before its first save) is stale and replaced when a 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 
 import jax
@@ -74,18 +73,14 @@ def describe(config, dataset) -> dict:
 def read(workdir: str) -> dict | None:
   """The record, None when there is none; a damaged one is a UserError (it cannot vouch for the split)."""
   path = record_path(workdir)
-  if not os.path.exists(path):
-    return None
   try:
-    with open(path, encoding='utf-8') as f:
-      rec = json.load(f)
-    if not isinstance(rec, dict) or not isinstance(rec.get('data'), dict):
+    rec = fileio.read_record(path, 'data', 'a split record')
+    if rec is not None and not isinstance(rec['data'], dict):
       raise ValueError('not a split record of ge_jax')
     return rec
-  except (OSError, ValueError) as e:
-    raise UserError(f'{path}, the record of the split {workdir} was trained on, is unreadable '
-                    f'({type(e).__name__}: {" ".join(str(e).split())[:80]}); restore it from a backup, or move '
-                    'it away if you know the data settings are those of training.') from None
+  except ValueError as e:
+    raise UserError(f'{path}, the record of the split {workdir} was trained on, is unreadable ({e}); restore it '
+                    'from a backup, or move it away if you know the data settings are those of training.') from None
 
 
 def _write(workdir: str, rec: dict) -> None:

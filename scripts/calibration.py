@@ -13,7 +13,6 @@ one, by the project classifier, against the rest. Writes <out>.json and <out>.md
 
 import argparse
 import importlib.util
-import json
 import os
 import sys
 import time
