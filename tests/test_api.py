@@ -65,7 +65,7 @@ def test_g_random_ignores_the_input_and_depends_on_the_image_index_only(model, t
 def test_ge_pix_is_the_sample_with_the_observed_pixels(model, tiny_config):
   """ge_pix runs ge_sample's chain (same starts and noise) with lam / pixel_var ||G(z) - y||^2 added;
   a huge pixel_var makes that term vanish, so it is ge_sample again. Compression: no pixels, a note."""
-  from ge_jax import api, experiment
+  from ge_jax import api
   clean = api_data(tiny_config)[:4]
   out = api.restore(model, clean, task='denoise', methods=('ge_sample', 'ge_pix'))
   assert out.recon['ge_pix'].shape == clean.shape and np.isfinite(out.recon['ge_pix']).all()

@@ -117,7 +117,7 @@ def test_recorded_mnist_settings_name_real_methods():
 
 def test_evaluation_uses_the_setting_of_the_most_specific_task():
   from configs import mnist
-  from ge_jax import experiment, tasks
+  from ge_jax import tasks
   c = mnist.get_config()
   for name in ('deblur', 'deblur-noisy', 'motionblur', 'motionblur-noisy'):
     cfg, op = tasks.task_config(c, name)

@@ -4,7 +4,6 @@ lam; every other method and task keeps the image tasks' budget; unset values fal
 import numpy as np
 import pytest
 
-from ge_jax import experiment
 from ge_jax.errors import UserError
 from conftest import resolved
 

@@ -94,7 +94,7 @@ def test_whole_blocks_and_cross_checks(base):
 
 
 def test_a_mean_of_one_chain_is_one_sentence_wherever_it_is_found(base):
-  from ge_jax import experiment, solver
+  from ge_jax import solver
   msg = _bad(base, lambda c: c.solve.ge_sample.update(output='mean', restarts=1))
   assert msg == "config.solve.ge_sample.output='mean' averages over chains; set config.solve.ge_sample.restarts >= 2."
   c = base.copy_and_resolve_references()
